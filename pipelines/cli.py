@@ -1,0 +1,242 @@
+"""The ``qwen-rag`` command: a thin layer over the library; every flag is a :class:`Settings` field.
+
+Flags left out fall back to ``QWEN_RAG_<FLAG>`` in the environment, then to the defaults. Errors print one line;
+``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import types
+import typing
+from collections.abc import Callable
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import click
+from pydantic import SecretStr, ValidationError
+
+from pipelines.settings import Settings
+
+Command = Callable[..., Any]
+
+
+def _click_type(annotation: Any) -> tuple[Any, bool]:
+    """The click type for a Settings field, and whether the option repeats (list fields)."""
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _click_type(args[0])
+    if origin in (typing.Union, types.UnionType):
+        return _click_type(args[0])
+    if origin is list:
+        return _click_type(args[0])[0], True
+    if isinstance(annotation, type) and issubclass(annotation, Enum):
+        return click.Choice([m.value for m in annotation]), False
+    if annotation is SecretStr:
+        return str, False
+    if annotation is Path:
+        return click.Path(path_type=Path), False
+    return annotation, False
+
+
+def settings_options(*names: str) -> Callable[[Command], Command]:
+    """Add one ``--flag`` per named Settings field, typed and documented from the field itself."""
+
+    def decorate(command: Command) -> Command:
+        for name in reversed(names):
+            field = Settings.model_fields[name]
+            kind, multiple = _click_type(field.annotation)
+            flags = [f"--{name.replace('_', '-')}"] + (["-k"] if name == "k" else [])
+            command = click.option(
+                *flags,
+                name,
+                type=kind,
+                multiple=multiple,
+                default=None,
+                help=f"{field.description} [env QWEN_RAG_{name.upper()}]",
+            )(command)
+        return command
+
+    return decorate
+
+
+def make_settings(options: dict[str, Any]) -> Settings:
+    """Settings from the flags that were given; the rest from the environment and defaults."""
+    given = {k: v for k, v in options.items() if v is not None and v != ()}
+    return Settings(**{k: list(v) if isinstance(v, tuple) else v for k, v in given.items()})
+
+
+STORE = ("store", "chroma_url", "collection")
+EMBEDDINGS = ("embeddings_url", "embeddings_model", "api_key", "task", "dimensions", "batch_size", "timeout")
+
+
+class FriendlyGroup(click.Group):
+    """Known errors become one line on stderr; ``--debug`` keeps the traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from pipelines.embeddings import EmbeddingServerError
+        from pipelines.ingest import IngestAborted
+        from pipelines.store import StoreError
+
+        try:
+            return super().invoke(ctx)
+        except (EmbeddingServerError, StoreError, IngestAborted, ValidationError, ValueError) as error:
+            if ctx.params.get("debug"):
+                raise
+            message = _one_line(error)
+            click.echo(f"error: {message}", err=True)
+            sys.exit(1)
+
+
+def _one_line(error: Exception) -> str:
+    if isinstance(error, ValidationError):
+        return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in error.errors())
+    return " ".join(str(error).split())
+
+
+@click.group(cls=FriendlyGroup)
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
+def main(debug: bool) -> None:
+    """Index your files and search them with Qwen3-Embedding (SGLang) or the embedded offline model."""
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@settings_options(
+    *STORE,
+    *EMBEDDINGS,
+    "concurrency",
+    "max_retries",
+    "chunk_tokens",
+    "chunk_overlap",
+    "include",
+    "exclude",
+    "pdf_password",
+    "on_mismatch",
+)
+@click.option("--full", is_flag=True, help="Rebuild the collection from scratch.")
+@click.option("--strict", is_flag=True, help="Exit non-zero if any file could not be indexed.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
+def ingest(paths: tuple[Path, ...], full: bool, strict: bool, as_json: bool, **options: Any) -> None:
+    """Index files and folders (incremental: unchanged files are not embedded again)."""
+    from pipelines.ingest import IngestAborted
+    from pipelines.ingest import ingest as run_ingest
+
+    settings = make_settings(options)
+    try:
+        report = run_ingest(list(paths), settings, full=full)
+    except IngestAborted as aborted:
+        _print_ingest(aborted.report.to_json(), as_json)
+        raise
+    summary = report.to_json()
+    _print_ingest(summary, as_json)
+    indexed = report.added + report.updated + report.unchanged
+    if indexed == 0:
+        click.echo("error: nothing could be indexed", err=True)
+        sys.exit(1)
+    if strict and report.problems:
+        sys.exit(2)
+
+
+def _print_ingest(summary: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(summary, ensure_ascii=False))
+        return
+    s = summary
+    click.echo(
+        f"{s['files']} files: {s['added']} added, {s['updated']} updated, {s['unchanged']} unchanged, "
+        f"{s['deleted']} deleted, {s['failed']} failed"
+    )
+    click.echo(
+        f"chunks: {s['chunks_written']} written ({s['chunks_reused']} reused vectors), {s['chunks_deleted']} deleted; "
+        f"{s['embedding_requests']} embedding requests; {s['seconds']:.1f} s"
+    )
+    for p in s["problems"]:
+        where = f"{p['source']} (page {p['page']})" if p.get("page") else p["source"]
+        click.echo(f"  skipped {where}: {p['cause']}", err=True)
+
+
+@main.command()
+@click.argument("text")
+@settings_options(*STORE, *EMBEDDINGS, "k")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array of passages.")
+def query(text: str, as_json: bool, **options: Any) -> None:
+    """Search the collection; prints ranked passages with source, page and score."""
+    from pipelines.retriever import build_retriever
+
+    settings = make_settings(options)
+    docs = build_retriever(settings).invoke(text)
+    rows = [
+        {
+            "text": d.page_content,
+            "source": d.metadata.get("source"),
+            "page": d.metadata.get("page"),
+            "start_index": d.metadata.get("start_index"),
+            "score": d.metadata.get("score"),
+        }
+        for d in docs
+    ]
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False))
+        return
+    for rank, row in enumerate(rows, start=1):
+        where = f"{row['source']} p.{row['page']}" if row["page"] else row["source"]
+        snippet = " ".join(row["text"].split())
+        click.echo(f"{rank}. [{row['score']:.4f}] {where}\n   {snippet[:400]}")
+
+
+@main.command()
+@settings_options(*EMBEDDINGS)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def doctor(as_json: bool, **options: Any) -> None:
+    """Check the embedding server: model, dimension, context, and that it ranks known pairs right."""
+    from dataclasses import asdict
+
+    from pipelines.doctor import examine
+    from pipelines.embeddings import make_embeddings
+
+    settings = make_settings(options)
+    report = examine(make_embeddings(settings))
+    if as_json:
+        click.echo(json.dumps({**asdict(report), "ok": report.ok}, ensure_ascii=False))
+    else:
+        click.echo(f"model: {report.model}\ndimension: {report.dimension}\ncontext: {report.context_length} tokens")
+        click.echo(f"ranking check: {'ok' if report.ranking_ok else 'FAILED'}")
+        if report.card is not None:
+            click.echo(f"model card similarities: {report.card} ({'ok' if report.card_ok else 'MISMATCH'})")
+        for note in report.notes:
+            click.echo(f"  {note}", err=True)
+    if not report.ok:
+        sys.exit(1)
+
+
+@main.command()
+@settings_options("store", "chroma_url")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+def stats(as_json: bool, **options: Any) -> None:
+    """Collections in the store with their chunk counts, model and dimension."""
+    from pipelines.ingest import open_store
+    from pipelines.store import IndexSignature
+
+    store = open_store(make_settings(options))
+    rows = []
+    for name in store.collection_names():
+        collection = store.client.get_collection(name)
+        signature = IndexSignature.from_metadata(collection.metadata)
+        rows.append(
+            {
+                "collection": name,
+                "chunks": collection.count(),
+                "model": signature.model if signature else None,
+                "dimension": signature.dimension if signature else None,
+            }
+        )
+    if as_json:
+        click.echo(json.dumps({"store": store.where, "collections": rows}, ensure_ascii=False))
+        return
+    click.echo(f"store: {store.where}")
+    for row in rows:
+        click.echo(f"  {row['collection']}: {row['chunks']} chunks, {row['model']} ({row['dimension']} dims)")

@@ -1,0 +1,99 @@
+"""One settings object for the library and the CLI.
+
+Every CLI flag is a field here; every field can also be set by the environment variable
+``QWEN_RAG_<FIELD>`` (upper case), e.g. ``QWEN_RAG_EMBEDDINGS_URL=http://127.0.0.1:30000/v1``.
+
+>>> from pipelines.settings import Settings
+>>> s = Settings(store="/tmp/qwen-rag-doc", chunk_tokens=256)
+>>> s.chunk_tokens, s.collection
+(256, 'default')
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+#: Qwen3-Embedding's default retrieval task (sglang-protocol.md §4.1); instructions are written in English
+#: even for Chinese corpora, as the model card advises.
+DEFAULT_TASK = "Given a web search query, retrieve relevant passages that answer the query"
+
+
+class OnMismatch(StrEnum):
+    """What to do when a collection was built with another embedding model or dimension."""
+
+    FAIL = "fail"
+    RECREATE = "recreate"
+
+
+class Mode(StrEnum):
+    """How the retriever finds candidates."""
+
+    DENSE = "dense"
+
+
+def _split_commas(value: object) -> object:
+    """Let list fields come from the environment as ``a,b,c``."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Everything qwen-rag can be told, shared by the CLI and the Python API."""
+
+    model_config = SettingsConfigDict(env_prefix="QWEN_RAG_", extra="forbid", validate_default=True)
+
+    # where the index lives
+    store: Path = Field(Path(".qwen-rag"), description="Directory of the persistent Chroma store.")
+    chroma_url: str | None = Field(
+        None, description="A Chroma server (`chroma run`), http://host:port, used instead of --store."
+    )
+    collection: str = Field("default", description="Chroma collection name.")
+    on_mismatch: OnMismatch = Field(
+        OnMismatch.FAIL,
+        description="A collection built with another model or dimension: fail, or recreate it (deletes it).",
+    )
+
+    # embeddings
+    embeddings_url: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="OpenAI-compatible /v1 URL of the embedding server (SGLang). Empty: the embedded model.",
+    )
+    embeddings_model: str | None = Field(
+        None, description="Model name sent to the server; default: the one /v1/models reports."
+    )
+    api_key: SecretStr = Field(SecretStr("EMPTY"), description="API key of the embedding server.")
+    task: str = Field(DEFAULT_TASK, description="Query instruction task for instruction-aware models (Qwen3).")
+    dimensions: int | None = Field(None, ge=1, description="Matryoshka output dimension (Qwen3: 32 to width).")
+    batch_size: int = Field(32, ge=1, le=2048, description="Texts per embedding request.")
+    concurrency: int = Field(4, ge=1, le=64, description="Embedding requests in flight.")
+    timeout: float = Field(120.0, gt=0, description="Seconds to wait for one embedding request.")
+    max_retries: int = Field(4, ge=0, le=20, description="Retries of a failed request (429, 5xx, network).")
+
+    # reading and chunking
+    chunk_tokens: int = Field(512, ge=16, description="Target chunk size in tokens of the embedding model.")
+    chunk_overlap: int = Field(64, ge=0, description="Tokens of overlap between neighbouring chunks.")
+    include: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Glob patterns of files to ingest (default: every known type)."
+    )
+    exclude: Annotated[list[str], NoDecode] = Field(default_factory=list, description="Glob patterns of files to skip.")
+    pdf_password: SecretStr | None = Field(None, description="Password for encrypted PDFs.")
+
+    # retrieval
+    k: int = Field(4, ge=1, le=1000, description="Number of passages to return.")
+    mode: Mode = Field(Mode.DENSE, description="Retrieval mode.")
+
+    _split = field_validator("embeddings_url", "include", "exclude", mode="before")(_split_commas)
+
+    @model_validator(mode="after")
+    def _overlap_below_size(self) -> Settings:
+        if self.chunk_overlap >= self.chunk_tokens:
+            raise ValueError(
+                f"chunk_overlap ({self.chunk_overlap}) must be smaller than chunk_tokens ({self.chunk_tokens})"
+            )
+        return self
