@@ -72,6 +72,23 @@ def make_settings(options: dict[str, Any]) -> Settings:
 STORE = ("store", "chroma_url", "collection")
 EMBEDDINGS = ("embeddings_url", "embeddings_model", "api_key", "task", "dimensions", "batch_size", "timeout")
 
+RETRIEVAL = (
+    "mode",
+    "rrf_k",
+    "dense_weight",
+    "bm25_weight",
+    "mmr",
+    "mmr_lambda",
+    "candidates",
+    "min_score",
+    "source",
+    "file_type",
+    "page_from",
+    "page_to",
+    "rerank_url",
+    "rerank_model",
+)
+
 
 class FriendlyGroup(click.Group):
     """Known errors become one line on stderr; ``--debug`` keeps the traceback."""
@@ -161,7 +178,7 @@ def _print_ingest(summary: dict[str, Any], as_json: bool) -> None:
 
 @main.command()
 @click.argument("text")
-@settings_options(*STORE, *EMBEDDINGS, "k")
+@settings_options(*STORE, *EMBEDDINGS, "k", *RETRIEVAL)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array of passages.")
 def query(text: str, as_json: bool, **options: Any) -> None:
     """Search the collection; prints ranked passages with source, page and score."""
@@ -240,3 +257,76 @@ def stats(as_json: bool, **options: Any) -> None:
     click.echo(f"store: {store.where}")
     for row in rows:
         click.echo(f"  {row['collection']}: {row['chunks']} chunks, {row['model']} ({row['dimension']} dims)")
+
+
+@main.command(name="eval")
+@click.argument("dataset_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--split", default="test", show_default=True, help="Qrels split to score (tune on train/dev/trial).")
+@click.option("--modes", default=None, help="Comma-separated modes to compare (default: --mode).")
+@click.option("--report-dir", type=click.Path(path_type=Path), default=Path("eval-reports"), show_default=True)
+@settings_options(*STORE, *EMBEDDINGS, "concurrency", "chunk_tokens", "chunk_overlap", *RETRIEVAL)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (a list with several modes).")
+def evaluate_command(
+    dataset_dir: Path, split: str, modes: str | None, report_dir: Path, as_json: bool, **options: Any
+) -> None:
+    """Score retrieval on a BEIR-layout dataset: nDCG@10, Recall@10/100, MRR@10, latency."""
+    from pipelines.evaluate import evaluate, markdown_report, svg_plot
+    from pipelines.settings import Mode
+
+    settings = make_settings(options)
+    chosen = [Mode(m.strip()) for m in modes.split(",")] if modes else [settings.mode]
+    results = evaluate(dataset_dir, split, settings, modes=chosen)
+    report_dir.mkdir(parents=True, exist_ok=True)
+    stem = report_dir / f"{results[0].dataset}-{split}"
+    stem.with_suffix(".md").write_text(markdown_report(results), encoding="utf-8")
+    stem.with_suffix(".svg").write_text(svg_plot(results), encoding="utf-8")
+    if as_json:
+        rows = [r.to_json() for r in results]
+        click.echo(json.dumps(rows[0] if len(rows) == 1 else rows, ensure_ascii=False))
+        return
+    click.echo(markdown_report(results), nl=False)
+    click.echo(f"report: {stem.with_suffix('.md')}, plot: {stem.with_suffix('.svg')}", err=True)
+
+
+@main.command()
+@click.argument("queries", nargs=-1)
+@click.option("--a", "a_overrides", default="", help="Side A: FIELD=VALUE,... over the shared settings.")
+@click.option("--b", "b_overrides", default="", help="Side B: FIELD=VALUE,... over the shared settings.")
+@click.option(
+    "--dataset",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="A BEIR-layout dataset: score each side on it too.",
+)
+@click.option("--split", default="test", show_default=True)
+@settings_options(*STORE, *EMBEDDINGS, "k", *RETRIEVAL)
+@click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
+def compare(
+    queries: tuple[str, ...],
+    a_overrides: str,
+    b_overrides: str,
+    dataset: Path | None,
+    split: str,
+    as_json: bool,
+    **options: Any,
+) -> None:
+    """Compare two setups (collections, models or modes) on the same queries, side by side.
+
+    Example: qwen-rag compare "什么是人工智能？" --a collection=docs06b,embeddings-url=http://h:30000/v1
+    --b collection=docs8b,embeddings-url=http://h:30001/v1
+    """
+    from dataclasses import asdict
+
+    from pipelines.compare import compare as run_compare
+    from pipelines.compare import render, side_settings
+
+    base = make_settings(options)
+    a, b = side_settings(base, a_overrides), side_settings(base, b_overrides)
+    if not queries and dataset is None:
+        raise click.UsageError("give queries, or --dataset to compare on a benchmark")
+    labels = (a_overrides or "A", b_overrides or "B")
+    result = run_compare(list(queries), a, b, labels=labels, dataset=dataset, split=split)
+    if as_json:
+        click.echo(json.dumps(asdict(result), ensure_ascii=False, default=str))
+        return
+    click.echo(render(result), nl=False)

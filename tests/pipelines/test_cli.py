@@ -1,0 +1,77 @@
+"""The qwen-rag command, run as a user runs it (click's runner in-process, and one real subprocess)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from pipelines.cli import main
+from tests.conftest import SAMPLES
+from tests.servers.embedders import embedded_default
+from tests.servers.sglang import SGLangServer
+
+
+def invoke(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_ingest_and_query_json(tmp_path: Path) -> None:
+    store = str(tmp_path / "store")
+    code, out, _ = invoke("ingest", str(SAMPLES), "--store", store, "--json")
+    assert code == 0
+    summary = json.loads(out)
+    assert {"files", "added", "updated", "unchanged", "deleted", "chunks_written", "embedding_requests"} <= set(summary)
+    assert summary["added"] == 9 and summary["problems"] == []
+    code, out, _ = invoke("query", "什么是人工智能？", "-k", "2", "--store", store, "--json")
+    assert code == 0
+    rows = json.loads(out)
+    assert [set(r) >= {"text", "source", "page", "score"} for r in rows] == [True, True]
+    assert {r["source"] for r in rows} == {"ml.txt", "dl.txt"}
+    assert all(r["page"] is None for r in rows)
+    code, out, _ = invoke("ingest", str(SAMPLES), "--store", store, "--json")
+    assert json.loads(out)["chunks_written"] == 0
+
+
+def test_flags_come_from_the_environment(tmp_path: Path) -> None:
+    store = str(tmp_path / "env-store")
+    code, _, _ = invoke(
+        "ingest", str(SAMPLES / "ml.txt"), env={"QWEN_RAG_STORE": store, "QWEN_RAG_COLLECTION": "fromenv"}
+    )
+    assert code == 0
+    code, out, _ = invoke("stats", "--json", env={"QWEN_RAG_STORE": store})
+    stats = json.loads(out)
+    assert stats["collections"] == [
+        {"collection": "fromenv", "chunks": 1, "model": "intfloat/multilingual-e5-small", "dimension": 384}
+    ]
+
+
+def test_errors_are_one_line_without_traceback(tmp_path: Path) -> None:
+    code, out, err = invoke("query", "anything", "--store", str(tmp_path / "nothing"))
+    assert code == 1
+    assert err.startswith("error: no collection 'default'") and err.count("\n") == 1
+    assert "Traceback" not in err + out
+
+
+def test_doctor_against_the_sglang_stand_in() -> None:
+    with SGLangServer(embedder=embedded_default(), served_model_name="Qwen/Qwen3-Embedding-0.6B") as srv:
+        code, out, _ = invoke("doctor", "--embeddings-url", srv.url + "/v1", "--json")
+    report = json.loads(out)
+    assert report["model"] == "Qwen/Qwen3-Embedding-0.6B"
+    assert report["dimension"] == 384 and report["context_length"] == 32768
+    assert report["ranking_ok"] is True
+    # The stand-in computes e5 vectors, not Qwen3's: the model-card check must notice.
+    assert report["card_ok"] is False and code == 1
+
+
+def test_the_installed_command_runs(tmp_path: Path) -> None:
+    binary = Path(sys.executable).with_name("qwen-rag")
+    env = {**os.environ, "QWEN_RAG_STORE": str(tmp_path / "s")}
+    done = subprocess.run([str(binary), "query", "x"], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 1
+    assert done.stderr.startswith("error: no collection")
