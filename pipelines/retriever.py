@@ -33,6 +33,9 @@ from pipelines.rerank import make_reranker
 from pipelines.settings import Mode, Settings
 from pipelines.store import IndexSignature, Store, StoreError
 
+#: (store, collection) -> (chunk count when loaded, BM25 index).
+_LEXICAL: dict[tuple[str, str], tuple[int, BM25Index]] = {}
+
 
 class QwenRagRetriever(BaseRetriever):
     """Top-k passages from a qwen-rag collection (sync and async through LangChain's ``Runnable`` interface)."""
@@ -46,7 +49,6 @@ class QwenRagRetriever(BaseRetriever):
     store: Store
     reranker: BaseDocumentCompressor | None = None
     _sources: tuple[int, list[str]] | None = PrivateAttr(default=None)
-    _bm25_index: tuple[int, BM25Index] | None = PrivateAttr(default=None)
 
     @property
     def k(self) -> int:
@@ -71,11 +73,15 @@ class QwenRagRetriever(BaseRetriever):
     # -- lexical and fused ---------------------------------------------------------------------------------
 
     def _lexical(self) -> BM25Index:
-        """The BM25 index, re-synced when the collection changed size since it was loaded."""
+        """The BM25 index, shared by every retriever of this collection in the process (the service builds one
+        per request); re-synced when the collection changed size since it was loaded."""
         count = self.collection.count()
-        if self._bm25_index is None or self._bm25_index[0] != count:
-            self._bm25_index = (count, sync_bm25(self.store, self.collection))
-        return self._bm25_index[1]
+        key = (self.store.where, self.collection.name)
+        cached = _LEXICAL.get(key)
+        if cached is None or cached[0] != count:
+            cached = (count, sync_bm25(self.store, self.collection))
+            _LEXICAL[key] = cached  # a dict store is atomic; two threads may both load, one wins
+        return cached[1]
 
     def _bm25(self, query: str, k: int) -> list[Document]:
         where = self._where()
