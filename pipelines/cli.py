@@ -79,7 +79,7 @@ RETRIEVAL = (
     "bm25_weight",
     "mmr",
     "mmr_lambda",
-    "candidates",
+    "rerank_candidates",
     "min_score",
     "source",
     "file_type",

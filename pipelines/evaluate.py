@@ -106,7 +106,7 @@ def evaluate(
     store = open_store(settings)
     results = []
     for mode in modes:
-        tuned = settings.model_copy(update={"mode": mode, "k": CHUNK_DEPTH, "candidates": CHUNK_DEPTH})
+        tuned = settings.model_copy(update={"mode": mode, "k": CHUNK_DEPTH, "rerank_candidates": CHUNK_DEPTH})
         retriever = build_retriever(tuned, embeddings=embeddings, store=store)
         run: dict[str, list[str]] = {}
         latencies = []

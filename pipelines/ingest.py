@@ -47,7 +47,7 @@ from pipelines.records import (
     read_records,
 )
 from pipelines.settings import Settings
-from pipelines.store import IndexSignature, Store
+from pipelines.store import TASK_KEY, IndexSignature, Store
 from pipelines.tokens import counter_for
 
 Metadata = dict[str, str | int | float | bool]
@@ -164,6 +164,9 @@ class Ingest:
             collection = self.store.collection(
                 self.settings.collection, self.signature(full=full), self.settings.on_mismatch
             )
+            if "task" in self.settings.model_fields_set:
+                # The collection remembers its query instruction, so every later query uses it by default.
+                collection.modify(metadata={**(collection.metadata or {}), TASK_KEY: self.settings.task})
             records = read_records(self.store, collection, (str(r) for r in roots))
             tasks = self._plan(roots, records, report)
             self._delete_gone(collection, roots, records, tasks, report)

@@ -23,7 +23,7 @@ from langchain_core.retrievers import BaseRetriever
 from langchain_core.vectorstores.utils import maximal_marginal_relevance
 from pydantic import ConfigDict, PrivateAttr
 
-from pipelines.embeddings import make_embeddings
+from pipelines.embeddings import ServerEmbeddings, make_embeddings
 from pipelines.fusion import reciprocal_rank_fusion
 from pipelines.ingest import open_store
 from pipelines.lexical import BM25Index
@@ -31,7 +31,7 @@ from pipelines.lexical_sync import sync_bm25
 from pipelines.records import SOURCE
 from pipelines.rerank import make_reranker
 from pipelines.settings import Mode, Settings
-from pipelines.store import IndexSignature, Store, StoreError
+from pipelines.store import TASK_KEY, IndexSignature, Store, StoreError
 
 #: (store, collection) -> (chunk count when loaded, BM25 index).
 _LEXICAL: dict[tuple[str, str], tuple[int, BM25Index]] = {}
@@ -59,7 +59,7 @@ class QwenRagRetriever(BaseRetriever):
     ) -> list[Document]:
         s = self.settings
         # With a reranker, the first stage hands it more candidates than the k it will return.
-        first = max(s.k, s.candidates) if self.reranker is not None else s.k
+        first = max(s.k, s.rerank_candidates) if self.reranker is not None else s.k
         if s.mode is Mode.DENSE:
             docs = self._dense(query, first)
         elif s.mode is Mode.BM25:
@@ -86,7 +86,7 @@ class QwenRagRetriever(BaseRetriever):
     def _bm25(self, query: str, k: int) -> list[Document]:
         where = self._where()
         # Filters apply after BM25 ranks; fetch extra so that k survive a selective filter.
-        hits = self._lexical().search(query, k if where is None else max(k * 10, self.settings.candidates))
+        hits = self._lexical().search(query, k if where is None else max(k * 10, self.settings.rerank_candidates))
         docs = self._fetch([cid for cid, _ in hits], where)
         scores = dict(hits)
         for doc in docs:
@@ -95,7 +95,7 @@ class QwenRagRetriever(BaseRetriever):
 
     def _hybrid(self, query: str, k: int) -> list[Document]:
         s = self.settings
-        pool = max(k, s.candidates)
+        pool = max(k, s.rerank_candidates)
         dense = self._dense(query, pool)
         lexical = self._bm25(query, pool)
         fused = reciprocal_rank_fusion(
@@ -143,7 +143,7 @@ class QwenRagRetriever(BaseRetriever):
     def _dense(self, query: str, k: int) -> list[Document]:
         s = self.settings
         vector = self._embed_query(query)
-        fetch = max(k, s.candidates) if s.mmr else k
+        fetch = max(k, s.rerank_candidates) if s.mmr else k
         include = ["documents", "metadatas", "distances"] + (["embeddings"] if s.mmr else [])
         found = self.collection.query(query_embeddings=[vector], n_results=fetch, where=self._where(), include=include)
         docs = [
@@ -218,6 +218,9 @@ def build_retriever(
     if recorded is None or recorded.model != model or settings.dimensions not in (None, recorded.dimension):
         wanted = IndexSignature(model, settings.dimensions or 0, "")
         raise StoreError(store.mismatch_message(settings.collection, recorded, wanted))
+    task = (found.metadata or {}).get(TASK_KEY)
+    if task and "task" not in settings.model_fields_set and isinstance(embeddings, ServerEmbeddings):
+        embeddings = embeddings.model_copy(update={"task": str(task)})
     reranker = (
         make_reranker(settings.rerank_url, settings.rerank_model, top_n=settings.k) if settings.rerank_url else None
     )

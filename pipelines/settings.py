@@ -94,7 +94,9 @@ class Settings(BaseSettings):
     bm25_weight: float = Field(1.0, ge=0, description="Weight of the BM25 ranking in hybrid fusion.")
     mmr: bool = Field(False, description="Diversify results with maximal marginal relevance.")
     mmr_lambda: float = Field(0.5, ge=0, le=1, description="MMR: 1 = relevance only, 0 = diversity only.")
-    candidates: int = Field(50, ge=1, le=1000, description="First-stage candidates for fusion, MMR and rerank.")
+    rerank_candidates: int = Field(
+        50, ge=1, le=1000, description="First-stage passages handed to the reranker (and to fusion and MMR)."
+    )
     min_score: float | None = Field(None, description="Drop dense results below this cosine similarity.")
     source: str | None = Field(None, description="Only passages whose source matches this glob.")
     file_type: str | None = Field(None, description="Only passages of this file type (pdf, markdown, code...).")

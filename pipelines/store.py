@@ -29,6 +29,8 @@ from pipelines.settings import OnMismatch
 
 #: Keys of the collection metadata that qwen-rag owns.
 _MODEL, _DIMENSION, _STYLE = "qwen_rag_model", "qwen_rag_dimension", "qwen_rag_query_style"
+#: The collection's own query instruction (``ingest --task``), used by queries that name none.
+TASK_KEY = "qwen_rag_task"
 
 
 class StoreError(RuntimeError):

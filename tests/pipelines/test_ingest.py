@@ -178,3 +178,15 @@ def test_a_200k_token_file_is_indexed_completely_within_the_limit(tmp_path: Path
 def test_a_chunk_size_above_the_model_context_is_clamped(tmp_path: Path, local: LocalEmbeddings) -> None:
     ingest_run = Ingest(Settings(store=tmp_path / "s", chunk_tokens=4096), embeddings=local)
     assert ingest_run.chunker.spec.chunk_tokens == 512  # multilingual-e5-small reads 512 tokens
+
+
+def test_the_collection_remembers_its_query_instruction(
+    corpus: Path, store_dir: Path, hash_server: SGLangServer
+) -> None:
+    task = "Given a question about computing, retrieve passages that answer it"
+    settings = Settings(store=store_dir, embeddings_url=[hash_server.url + "/v1"], task=task)
+    ingest([corpus], settings)
+    since = len(hash_server.requests)
+    build_retriever(Settings(store=store_dir, embeddings_url=[hash_server.url + "/v1"])).invoke("什么是人工智能？")
+    queries = [r.json["input"] for r in hash_server.requests[since:] if r.path == "/v1/embeddings"]
+    assert queries[-1] == [f"Instruct: {task}\nQuery:什么是人工智能？"]

@@ -108,7 +108,7 @@ def keyword_scorer(word: str) -> object:
 
 def test_rerank_with_sglang_reorders_and_sends_the_instruction(indexed: Settings, local: LocalEmbeddings) -> None:
     with SGLangServer(scorer=keyword_scorer("green tea"), served_model_name="Qwen/Qwen3-Reranker-0.6B") as srv:
-        settings = indexed.model_copy(update={"rerank_url": srv.url, "k": 2, "candidates": 60})
+        settings = indexed.model_copy(update={"rerank_url": srv.url, "k": 2, "rerank_candidates": 60})
         docs = build_retriever(settings, embeddings=local).invoke("什么是人工智能？")
         assert docs[0].metadata["source"] == "tea.rst"  # the reranker's choice, not the first stage's
         assert docs[0].metadata["rerank_score"] == 1.0
@@ -117,7 +117,7 @@ def test_rerank_with_sglang_reorders_and_sends_the_instruction(indexed: Settings
 
 def test_rerank_with_the_rerank_api_schema(indexed: Settings, local: LocalEmbeddings) -> None:
     with RerankServer(scorer=keyword_scorer("umbrella")) as srv:
-        settings = indexed.model_copy(update={"rerank_url": srv.url + "/rerank", "k": 1, "candidates": 10})
+        settings = indexed.model_copy(update={"rerank_url": srv.url + "/rerank", "k": 1, "rerank_candidates": 10})
         docs = build_retriever(settings, embeddings=local).invoke("what about the weekend?")
         assert docs[0].metadata["source"] == "weather.html"
 
