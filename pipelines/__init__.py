@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from pipelines.embeddings import LocalEmbeddings, ServerEmbeddings, make_embeddings
-    from pipelines.ingest import IngestReport, ingest
+    from pipelines.ingestion import IngestReport, ingest
     from pipelines.retriever import QwenRagRetriever, build_retriever
     from pipelines.settings import Mode, OnMismatch, Settings
 
@@ -28,8 +28,8 @@ _EXPORTS = {
     "LocalEmbeddings": "pipelines.embeddings",
     "ServerEmbeddings": "pipelines.embeddings",
     "make_embeddings": "pipelines.embeddings",
-    "IngestReport": "pipelines.ingest",
-    "ingest": "pipelines.ingest",
+    "IngestReport": "pipelines.ingestion",
+    "ingest": "pipelines.ingestion",
     "QwenRagRetriever": "pipelines.retriever",
     "build_retriever": "pipelines.retriever",
     "Mode": "pipelines.settings",

@@ -95,7 +95,7 @@ class FriendlyGroup(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         from pipelines.embeddings import EmbeddingServerError
-        from pipelines.ingest import IngestAborted
+        from pipelines.ingestion import IngestAborted
         from pipelines.store import StoreError
 
         try:
@@ -139,8 +139,8 @@ def main(debug: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
 def ingest(paths: tuple[Path, ...], full: bool, strict: bool, as_json: bool, **options: Any) -> None:
     """Index files and folders (incremental: unchanged files are not embedded again)."""
-    from pipelines.ingest import IngestAborted
-    from pipelines.ingest import ingest as run_ingest
+    from pipelines.ingestion import IngestAborted
+    from pipelines.ingestion import ingest as run_ingest
 
     settings = make_settings(options)
     try:
@@ -235,7 +235,7 @@ def doctor(as_json: bool, **options: Any) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 def stats(as_json: bool, **options: Any) -> None:
     """Collections in the store with their chunk counts, model and dimension."""
-    from pipelines.ingest import open_store
+    from pipelines.ingestion import open_store
     from pipelines.store import IndexSignature
 
     store = open_store(make_settings(options))

@@ -26,7 +26,7 @@ from langchain_core.embeddings import Embeddings
 
 from pipelines.beir import BeirDataset, load_beir
 from pipelines.embeddings import make_embeddings
-from pipelines.ingest import IngestReport, ingest, open_store
+from pipelines.ingestion import IngestReport, ingest, open_store
 from pipelines.metrics import evaluate_run
 from pipelines.records import SOURCE
 from pipelines.retriever import build_retriever

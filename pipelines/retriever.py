@@ -21,11 +21,11 @@ from langchain_core.documents import BaseDocumentCompressor, Document
 from langchain_core.embeddings import Embeddings
 from langchain_core.retrievers import BaseRetriever
 from langchain_core.vectorstores.utils import maximal_marginal_relevance
-from pydantic import ConfigDict, PrivateAttr
+from pydantic import ConfigDict, PrivateAttr, model_validator
 
 from pipelines.embeddings import ServerEmbeddings, make_embeddings
 from pipelines.fusion import reciprocal_rank_fusion
-from pipelines.ingest import open_store
+from pipelines.ingestion import open_store
 from pipelines.lexical import BM25Index
 from pipelines.lexical_sync import sync_bm25
 from pipelines.records import SOURCE
@@ -50,6 +50,15 @@ class QwenRagRetriever(BaseRetriever):
     reranker: BaseDocumentCompressor | None = None
     _sources: tuple[int, list[str]] | None = PrivateAttr(default=None)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _k_into_settings(cls, data: Any) -> Any:
+        """``QwenRagRetriever(k=3, ...)`` as LangChain retrievers take it; k lives in the settings."""
+        if isinstance(data, dict) and "k" in data:
+            data = dict(data)
+            data["settings"] = _with_k(data["settings"], data.pop("k"))
+        return data
+
     @property
     def k(self) -> int:
         return self.settings.k
@@ -57,7 +66,8 @@ class QwenRagRetriever(BaseRetriever):
     def _get_relevant_documents(
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **kwargs: Any
     ) -> list[Document]:
-        s = self.settings
+        # ``invoke(query, k=3)`` overrides the settings for this call, as LangChain retrievers allow.
+        s = self.settings if kwargs.get("k") is None else _with_k(self.settings, kwargs["k"])
         # With a reranker, the first stage hands it more candidates than the k it will return.
         first = max(s.k, s.rerank_candidates) if self.reranker is not None else s.k
         if s.mode is Mode.DENSE:
@@ -195,6 +205,13 @@ class QwenRagRetriever(BaseRetriever):
                 offset += step
             self._sources = (count, sorted(sources))
         return self._sources[1]
+
+
+def _with_k(settings: Settings, k: int) -> Settings:
+    """A copy of ``settings`` with another k, checked against the field's bounds as ``Settings(k=...)`` is."""
+    copy = settings.model_copy()
+    Settings.__pydantic_validator__.validate_assignment(copy, "k", k)
+    return copy
 
 
 def build_retriever(

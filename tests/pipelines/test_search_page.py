@@ -10,7 +10,7 @@ import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, Route, expect, sync_playwright
 
 from pipelines.embeddings import LocalEmbeddings
-from pipelines.ingest import ingest
+from pipelines.ingestion import ingest
 from pipelines.service import create_app, serve_in_background
 from pipelines.settings import Settings
 from tests.conftest import SAMPLES

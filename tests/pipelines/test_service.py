@@ -17,7 +17,7 @@ import uvicorn
 from fastapi.testclient import TestClient
 
 from pipelines.embeddings import LocalEmbeddings
-from pipelines.ingest import ingest, open_store
+from pipelines.ingestion import ingest, open_store
 from pipelines.service import create_app, serve, serve_in_background
 from pipelines.settings import OnMismatch, Settings
 from pipelines.store import IndexSignature

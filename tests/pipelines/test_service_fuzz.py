@@ -14,7 +14,7 @@ from schemathesis import GenerationMode
 from schemathesis.schemas import BaseSchema
 
 from pipelines.embeddings import LocalEmbeddings
-from pipelines.ingest import ingest
+from pipelines.ingestion import ingest
 from pipelines.service import create_app
 from pipelines.settings import Settings
 from tests.conftest import SAMPLES

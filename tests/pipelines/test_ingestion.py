@@ -11,7 +11,7 @@ import pytest
 
 from loaders.tokens import qwen_tokenizer
 from pipelines.embeddings import LocalEmbeddings, ServerEmbeddings
-from pipelines.ingest import Ingest, IngestReport, ingest
+from pipelines.ingestion import Ingest, IngestReport, ingest
 from pipelines.retriever import build_retriever
 from pipelines.settings import Settings
 from pipelines.store import Store, StoreError

@@ -18,7 +18,7 @@ import pytest
 from chromadb.api.client import SharedSystemClient
 
 from pipelines.embeddings import ServerEmbeddings
-from pipelines.ingest import IngestAborted, ingest
+from pipelines.ingestion import IngestAborted, ingest
 from pipelines.profiles import profile_for
 from pipelines.settings import Settings
 from pipelines.store import Store

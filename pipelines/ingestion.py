@@ -112,7 +112,7 @@ class _FileTask:
 
 
 class Ingest:
-    """One ingest run over some roots into one collection (``pipelines.ingest()`` is the short way)."""
+    """One ingest run over some roots into one collection (``pipelines.ingestion()`` is the short way)."""
 
     def __init__(
         self,
