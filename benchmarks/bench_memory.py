@@ -20,8 +20,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.bench_pipeline import WORDS, server
+from benchmarks.bench_pipeline import WORDS
 from tests.servers.chroma import chroma_server
+from tests.servers.process import sglang_process
 
 MB = 1024 * 1024
 
@@ -63,7 +64,7 @@ def main() -> None:
     rows = ["| store | corpus | chunks | peak RSS MB | seconds |", "|---|---|---|---|---|"]
     try:
         corpora = {size: text_corpus(work / f"c{size}", size) for size in sizes}
-        with server(384) as url, chroma_server(work / "chroma-data") as chroma_url:
+        with sglang_process(384) as url, chroma_server(work / "chroma-data") as chroma_url:
             for store_kind in ("embedded", "chroma run"):
                 for size, corpus in corpora.items():
                     where = (

@@ -11,12 +11,8 @@ from __future__ import annotations
 import argparse
 import random
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +21,7 @@ from pipelines.embeddings import make_embeddings
 from pipelines.ingestion import IngestReport, ingest
 from pipelines.settings import OnMismatch, Settings
 from pipelines.store import IndexSignature, Store
+from tests.servers.process import sglang_process
 
 QWEN = "Qwen/Qwen3-Embedding-0.6B"
 REPO = Path(__file__).resolve().parents[1]
@@ -57,36 +54,6 @@ WORDS = [
     "延迟",
     "服务器",
 ]
-
-
-@contextmanager
-def server(dim: int, latency_ms: int = 0) -> Iterator[str]:
-    """The stand-in server as a separate process; yields its /v1 URL."""
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tests.servers.sglang",
-            "--port",
-            "0",
-            "--embedder",
-            "hash",
-            "--dim",
-            str(dim),
-            "--latency-ms",
-            str(latency_ms),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=REPO,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline().split()
-    try:
-        yield line[1] + "/v1"
-    finally:
-        proc.kill()
-        proc.wait()
 
 
 def make_corpus(folder: Path, files: int, paragraphs: int, seed: int = 0) -> Path:
@@ -129,7 +96,7 @@ def pipeline_only(work: Path, files: int) -> list[str]:
     corpus = make_corpus(work / "corpus", files, paragraphs=12)
     rows = ["| dims | chunks | seconds | chunks/s | store alone, vectors/s |", "|---|---|---|---|---|"]
     for dim in (384, 1024):
-        with server(dim) as url:
+        with sglang_process(dim) as url:
             seconds, report = timed_ingest(corpus, work / f"store-{dim}", url, chunk_tokens=256, chunk_overlap=32)
         rate = store_write_rate(dim, report.chunks_written)
         rows.append(
@@ -145,7 +112,7 @@ def saturation(work: Path, files: int) -> list[str]:
         "| concurrency | chunks | seconds | chunks/s | ceiling c×32/0.1 s | store alone | target 80% of min |",
         "|---|---|---|---|---|---|---|",
     ]
-    with server(dim, latency_ms=100) as url:
+    with sglang_process(dim, latency_ms=100) as url:
         for concurrency in (1, 4, 8):
             seconds, report = timed_ingest(
                 corpus,
@@ -179,7 +146,7 @@ def langchain_side_by_side(work: Path, files: int, latency_ms: int) -> list[str]
     rows = ["| way | first ingest s | chunks | unchanged re-ingest s | re-ingest requests |", "|---|---|---|---|---|"]
     work = work / f"lc-{latency_ms}"
     work.mkdir()
-    with server(1024, latency_ms) as url:
+    with sglang_process(1024, latency_ms) as url:
         first, first_report = timed_ingest(corpus, work / "lc-ours", url, chunk_tokens=256, chunk_overlap=32)
         again, report = timed_ingest(corpus, work / "lc-ours", url, chunk_tokens=256, chunk_overlap=32)
         ours = [first, again]
@@ -237,7 +204,7 @@ def langchain_side_by_side(work: Path, files: int, latency_ms: int) -> list[str]
 def unchanged_reingest(work: Path, chunks: int) -> list[str]:
     files = max(1, chunks // 12)
     corpus = make_corpus(work / "big-corpus", files, paragraphs=12, seed=3)
-    with server(384) as url:
+    with sglang_process(384) as url:
         first, report = timed_ingest(corpus, work / "big", url, chunk_tokens=160, chunk_overlap=16)
         again, second = timed_ingest(corpus, work / "big", url, chunk_tokens=160, chunk_overlap=16)
     return [

@@ -25,6 +25,7 @@ import numpy as np
 from langchain_core.embeddings import Embeddings
 
 from pipelines.beir import BeirDataset, load_beir
+from pipelines.e5.cache import cache_root
 from pipelines.embeddings import make_embeddings
 from pipelines.ingestion import IngestReport, ingest, open_store
 from pipelines.metrics import evaluate_run
@@ -79,8 +80,6 @@ def write_corpus(data: BeirDataset, folder: Path) -> Path:
 
 
 def corpus_folder(settings: Settings, dataset: str) -> Path:
-    from pipelines.lexical_sync import cache_root
-
     base = settings.store if settings.chroma_url is None else cache_root()
     return Path(base) / "eval-corpus" / dataset
 

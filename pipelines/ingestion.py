@@ -432,15 +432,7 @@ class Ingest:
                 by_key[chunk.key].head = chunk
             else:
                 body.append(chunk)
-        if body:
-            self.store.upsert(
-                collection,
-                [c.id for c in body],
-                [c.vector or [] for c in body],
-                [c.text for c in body],
-                [c.metadata for c in body],
-            )
-            report.chunks_written += len(body)
+        self._upsert(collection, body, report)
         with self._lock:
             for chunk in body:
                 by_key[chunk.key].pending -= 1
@@ -465,15 +457,18 @@ class Ingest:
                 report.updated += 1
         self.store.delete(collection, stale)
         report.chunks_deleted += len(stale)
-        if heads:
+        self._upsert(collection, heads, report)
+
+    def _upsert(self, collection: Collection, chunks: list[_Chunk], report: IngestReport) -> None:
+        if chunks:
             self.store.upsert(
                 collection,
-                [c.id for c in heads],
-                [c.vector or [] for c in heads],
-                [c.text for c in heads],
-                [c.metadata for c in heads],
+                [c.id for c in chunks],
+                [c.vector or [] for c in chunks],
+                [c.text for c in chunks],
+                [c.metadata for c in chunks],
             )
-            report.chunks_written += len(heads)
+            report.chunks_written += len(chunks)
 
 
 def _is_server(embeddings: Embeddings) -> bool:

@@ -8,21 +8,14 @@ from the collection's own texts, so a deleted file leaves neither index. It live
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
 from chromadb.api.models.Collection import Collection
 
+from pipelines.e5.cache import cache_root
 from pipelines.lexical import BM25Index, fingerprint
 from pipelines.store import Store
-
-
-def cache_root() -> Path:
-    """``$QWEN_RAG_CACHE_DIR``, else ``$XDG_CACHE_HOME/qwen-rag``, else ``~/.cache/qwen-rag``."""
-    if explicit := os.environ.get("QWEN_RAG_CACHE_DIR"):
-        return Path(explicit)
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "qwen-rag"
 
 
 def index_dir(store: Store, collection: str) -> Path:

@@ -23,6 +23,7 @@ from pipelines.profiles import profile_for
 from pipelines.settings import Settings
 from pipelines.store import Store
 from tests.servers.embedders import HashEmbedder
+from tests.servers.process import sglang_process
 from tests.servers.sglang import SGLangServer
 
 QWEN = "Qwen/Qwen3-Embedding-0.6B"
@@ -154,32 +155,8 @@ def test_a_server_that_gives_up_stops_the_run_and_the_next_run_resumes(
 @pytest.fixture(scope="module")
 def server_process() -> Iterator[str]:
     """The stand-in as its own process, as a user's server would be, with a little latency per request."""
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tests.servers.sglang",
-            "--port",
-            "0",
-            "--embedder",
-            "hash",
-            "--dim",
-            "384",
-            "--latency-ms",
-            "40",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=Path(__file__).resolve().parents[2],
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline().strip()
-    assert line.startswith("READY "), line
-    try:
-        yield line.split()[1] + "/v1"
-    finally:
-        proc.kill()
-        proc.wait()
+    with sglang_process(dim=384, latency_ms=40) as url:
+        yield url
 
 
 def test_sigkill_at_random_moments_leaves_a_clean_store(
