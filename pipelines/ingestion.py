@@ -137,6 +137,8 @@ class Ingest:
         # The embedded model uses both cores itself; threads would only contend.
         self.concurrency = settings.concurrency if self.profile.tokenizer != "e5" or _is_server(self.embeddings) else 1
         self._lock = threading.Lock()
+        self._seen: set[tuple[str, str]] = set()  # (root, source) of every file found by this run's walk
+        self._page_problems: list[Problem] = []  # unreadable PDF pages, reported from the reader thread
 
     # -- planning -------------------------------------------------------------------------------------------
 
@@ -170,7 +172,7 @@ class Ingest:
             records = read_records(self.store, collection, (str(r) for r in roots))
             tasks = self._plan(roots, records, report)
             self._delete_gone(collection, roots, records, tasks, report)
-            self._page_problems: list[Problem] = []
+            self._page_problems.clear()
             try:
                 self._pipeline(collection, tasks, report)
                 if (report.chunks_written or report.chunks_deleted) and index_dir(self.store, collection.name).exists():
@@ -186,7 +188,7 @@ class Ingest:
         self, roots: list[Path], records: dict[tuple[str, str], FileRecord], report: IngestReport
     ) -> list[_FileTask]:
         tasks: list[_FileTask] = []
-        self._seen: set[tuple[str, str]] = set()
+        self._seen.clear()
         for item in walk(roots, self.settings.include, self.settings.exclude):
             if isinstance(item, Problem):
                 report.problems.append(item)
