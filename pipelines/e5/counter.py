@@ -5,9 +5,10 @@ tokenises as "▁passage" ":" (no piece spans a "▁"), so the prefix tokens, CL
 
 >>> counter = E5TokenCounter()
 >>> counter.count("什么是人工智能？"), counter.special_tokens
-(6, 4)
->>> [counter.count(p) <= 5 for p in counter.split("什么是人工智能？" * 3, max_tokens=5)]
-[True, True, True, True, True, True]
+(4, 4)
+>>> pieces = counter.split("什么是人工智能？" * 3, max_tokens=5)
+>>> pieces, [counter.count(p) for p in pieces]
+(['什么是人工智能？什么是', '人工智能？什么是人工智能', '？'], [5, 5, 1])
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ Batches run side by side, one single-threaded onnxruntime call per core: on a CP
 (an ingest's own threads, other processes) that is much faster than one call spread over all cores, whose
 threads wait for each other (measured in docs/benchmarks-e5.md).
 
+>>> from pipelines.e5.cache import prepared_model
 >>> enc = E5Encoder(prepared_model())
 >>> enc.embed([[46692, 12, 6, 3]]).shape      # content ids from E5Tokenizer.content_ids
 (1, 384)
@@ -22,6 +23,7 @@ import os
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
 import numpy as np
 import onnxruntime as ort
@@ -30,9 +32,12 @@ from pipelines.e5.cache import PreparedModel
 from pipelines.e5.graph import INPUT, OUTPUT
 from pipelines.e5.modelfile import dequantize_q4_0
 
-# Tokens per onnxruntime call. Larger batches only help short sequences (long ones already fill the matrix
-# kernels); this bounds activation memory at about 8192 x 1536 floats (50 MB) per intermediate.
+# Batch limits per onnxruntime call. Larger batches only help short sequences (long ones already fill the
+# matrix kernels). Tokens bound the activations (8192 x 1536 floats = 50 MB per intermediate); attention
+# cells (batch x length^2, times 12 heads x 4 bytes) bound the attention scores, which would otherwise reach
+# 200 MB for 16 windows of 512 tokens, and onnxruntime's arena keeps its peak for the life of the process.
 BATCH_TOKENS = 8192
+BATCH_ATTENTION_CELLS = 512 * 512
 
 
 def _threads() -> int:
@@ -72,13 +77,13 @@ class E5Encoder:
                 yield i, start, min(start + self.window, n)
 
     def _batches(self, contents: Sequence[Sequence[int]]) -> list[list[tuple[int, int, int]]]:
-        """Windows grouped by length, at most BATCH_TOKENS tokens a batch, biggest batches first."""
+        """Windows grouped by length, within the batch limits, biggest batches first."""
         by_length: dict[int, list[tuple[int, int, int]]] = defaultdict(list)
         for window in self._windows(contents):
             by_length[window[2] - window[1] + 2].append(window)
         batches = []
         for length, windows in by_length.items():
-            per_batch = max(1, BATCH_TOKENS // length)
+            per_batch = max(1, min(BATCH_TOKENS // length, BATCH_ATTENTION_CELLS // length**2))
             batches += [windows[i : i + per_batch] for i in range(0, len(windows), per_batch)]
         # Longest first: the last batch to start is then a short one, and no core idles long at the end.
         return sorted(batches, key=lambda b: len(b) * (b[0][2] - b[0][1]), reverse=True)
@@ -97,7 +102,10 @@ class E5Encoder:
         out = np.zeros((len(contents), self.dim), dtype=np.float64)
         weights = np.zeros(len(contents), dtype=np.float64)
         batches = self._batches(contents)
-        for batch, pooled in zip(batches, self._pool.map(lambda b: self._run(contents, b), batches), strict=True):
+        run = partial(self._run, contents)
+        # A lone batch (a query) runs right here: handing it to the pool would only add latency.
+        results = [run(batches[0])] if len(batches) == 1 else self._pool.map(run, batches)
+        for batch, pooled in zip(batches, results, strict=True):
             for (i, start, end), vector in zip(batch, pooled, strict=True):
                 weight = max(end - start, 1)  # e5.c weighs windows by content tokens (an empty one by 1)
                 out[i] += weight * vector

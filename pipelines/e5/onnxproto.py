@@ -8,6 +8,7 @@ numbers below are that file's. onnxruntime itself is the test: it rejects a malf
 >>> graph = Graph()
 >>> graph.input("x", np.float32, ["n"])
 >>> graph.node("Relu", ["x"], ["y"])
+'y'
 >>> graph.output("y", np.float32, ["n"])
 >>> data = graph.model()     # bytes for onnxruntime.InferenceSession(data)
 """

@@ -7,6 +7,7 @@ into pieces over the whole string (no splitting into words), each unknown charac
 The tokenizers library's Unigram model runs that Viterbi (same pieces, same scores, same unknown penalty of
 min score - 10), except that it fuses a run of unknown characters into one token: it is split back here.
 
+>>> from pipelines.e5.cache import prepared_model
 >>> tok = E5Tokenizer.load(prepared_model())
 >>> tok.normalize("passage: 什么是  AI？")
 '▁passage:▁什么是▁AI?'
