@@ -1,9 +1,10 @@
 """Peak memory of an ingest (issue 3): a 200 MB text corpus against a 20 MB one must cost the same.
 
-Each ingest runs as its own ``qwen-rag ingest`` process (the stand-in embedding server in another), and the
-peak resident set of that process is read from ``getrusage(RUSAGE_CHILDREN)``. Run with both stores:
-embedded Chroma (whose HNSW index lives in the ingest process and grows with the vectors, by design) and a
-``chroma run`` server (the ingest process alone).
+Each ingest runs as its own ``qwen-rag ingest`` process (the stand-in embedding server in another). Its memory is
+sampled ten times a second as the proportional set size (PSS, ``/proc/<pid>/smaps_rollup``) summed over the ingest
+process and its children (the forked reader shares most of its pages with its parent: adding up RSS would count
+them twice); the peak of that sum is reported. Run with both stores: embedded Chroma (whose HNSW index lives in the
+ingest process and grows with the vectors, by design) and a ``chroma run`` server (whose memory is the server's).
 
     python -m benchmarks.bench_memory [--quick]
 """
@@ -11,8 +12,8 @@ embedded Chroma (whose HNSW index lives in the ingest process and grows with the
 from __future__ import annotations
 
 import argparse
+import json
 import random
-import resource
 import shutil
 import subprocess
 import sys
@@ -42,16 +43,39 @@ def text_corpus(folder: Path, megabytes: int, file_mb: int = 4) -> Path:
     return folder
 
 
-def peak_rss_of(command: list[str]) -> tuple[float, float]:
-    """(peak RSS in MB, seconds) of one child process: run each in a fresh interpreter so peaks don't mix."""
-    probe = (
-        "import resource, subprocess, sys, time; t = time.perf_counter(); "
-        "subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL); "
-        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, time.perf_counter() - t)"
-    )
-    out = subprocess.run([sys.executable, "-c", probe, *command], check=True, capture_output=True, text=True)
-    peak, seconds = out.stdout.split()
-    return float(peak), float(seconds)
+def _pss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) / 1024
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        pass
+    return 0.0
+
+
+def _tree(pid: int) -> list[int]:
+    pids = [pid]
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            for child in (task / "children").read_text().split():
+                pids += _tree(int(child))
+    except FileNotFoundError:
+        pass
+    return pids
+
+
+def peak_memory_of(command: list[str]) -> tuple[float, float, dict]:
+    """(peak PSS in MB of the process and its children, seconds, the ingest's --json report)."""
+    started = time.perf_counter()
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as process:
+        peak = 0.0
+        while process.poll() is None:
+            peak = max(peak, sum(_pss_mb(p) for p in _tree(process.pid)))
+            time.sleep(0.1)
+        out = process.stdout.read() if process.stdout else ""
+    if process.returncode != 0:
+        raise RuntimeError(f"{command} failed with exit code {process.returncode}")
+    return peak, time.perf_counter() - started, json.loads(out)
 
 
 def main() -> None:
@@ -61,7 +85,7 @@ def main() -> None:
     sizes = (2, 20) if args.quick else (20, 200)
     work = Path(tempfile.mkdtemp(prefix="qwen-rag-mem-"))
     binary = str(Path(sys.executable).with_name("qwen-rag"))
-    rows = ["| store | corpus | chunks | peak RSS MB | seconds |", "|---|---|---|---|---|"]
+    rows = ["| store | corpus | chunks | peak memory (PSS) MB | seconds |", "|---|---|---|---|---|"]
     try:
         corpora = {size: text_corpus(work / f"c{size}", size) for size in sizes}
         with sglang_process(384) as url, chroma_server(work / "chroma-data") as chroma_url:
@@ -73,13 +97,14 @@ def main() -> None:
                         else ["--chroma-url", chroma_url, "--collection", f"mem{size}"]
                     )
                     command = [binary, "ingest", str(corpus), *where, "--embeddings-url", url, "--json"]
-                    peak, seconds = peak_rss_of(command)
-                    rows.append(f"| {store_kind} | {size} MB | see stats | {peak:.0f} | {seconds:.0f} |")
+                    peak, seconds, report = peak_memory_of(command)
+                    chunks = report["chunks_written"]
+                    rows.append(f"| {store_kind} | {size} MB | {chunks} | {peak:.0f} | {seconds:.0f} |")
         print("\n### Peak memory of an ingest\n")
         print("\n".join(rows))
         print(
-            f"\n(measured {time.strftime('%Y-%m-%d')}; RSS of the ingest process only, server excluded; "
-            f"ru_maxrss in KiB / 1024; {resource.getpagesize()}-byte pages)"
+            f"\n(measured {time.strftime('%Y-%m-%d %H:%M')}; peak of the summed PSS of the ingest process and its "
+            "children, sampled every 0.1 s; embedding and Chroma servers excluded)"
         )
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -126,6 +126,7 @@ def main(debug: bool) -> None:
     *STORE,
     *EMBEDDINGS,
     "concurrency",
+    "workers",
     "max_retries",
     "chunk_tokens",
     "chunk_overlap",

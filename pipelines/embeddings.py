@@ -131,6 +131,13 @@ class ServerEmbeddings(OpenAIEmbeddings):
             self._width = len(vectors[0])
         return vectors
 
+    def detached(self) -> ServerEmbeddings:
+        """The same client with HTTP connections of its own, for a forked process (shared sockets mix answers)."""
+        copied = {"client", "async_client", "http_client", "http_async_client"}
+        detached = type(self)(**{name: getattr(self, name) for name in type(self).model_fields if name not in copied})
+        detached._width = self._width
+        return detached
+
     def _zero(self) -> list[float]:
         if self._width is None:
             self._post(["."], query=False)  # learn the width once; blanks are rare
@@ -183,6 +190,10 @@ class PooledEmbeddings(Embeddings):
     def _pick(self) -> ServerEmbeddings:
         with self._lock:
             return next(self._next)
+
+    def detached(self) -> PooledEmbeddings:
+        """The same pool with HTTP connections of its own, for a forked process."""
+        return PooledEmbeddings([m.detached() for m in self.members])
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         return self._pick().embed_documents(texts)

@@ -1,7 +1,8 @@
 """The staged ingest: walk -> plan -> read and chunk -> embed (concurrent) -> write, with bounded queues.
 
-Stages overlap: a producer thread reads and chunks ahead, ``concurrency`` embedding requests are in flight, and this
-thread writes to Chroma. A semaphore bounds the batches in flight, so memory stays flat however large the corpus.
+Stages overlap: the front (:mod:`pipelines.front`, in a child process or in threads) reads and chunks ahead with
+``concurrency`` embedding requests in flight, and this thread writes to Chroma. Permits bound the batches between the
+two, so memory stays flat however large the corpus.
 
 Incremental by construction (see :mod:`pipelines.records`): an unchanged file costs no request and no write; a
 changed file reuses the vectors of chunks whose text it still has; a file gone from a root loses its chunks.
@@ -14,43 +15,27 @@ changed file reuses the vectors of chunks whose text it still has; a file gone f
 
 from __future__ import annotations
 
-import queue
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from chromadb.api.models.Collection import Collection
-from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 from tqdm import tqdm
 
-from loaders import LoadError, Problem, SourceFile, read, walk
+from loaders import Problem, SourceFile, walk
 from loaders.chunking import Chunker, ChunkSpec
 from pipelines.embeddings import EmbeddingServerError, make_embeddings
+from pipelines.front import Chunk, Front, Job, Running, embed_batch
 from pipelines.lexical_sync import index_dir, sync_bm25
-from pipelines.records import (
-    CHUNK_HASH,
-    CHUNKER,
-    FILE_HASH,
-    POSITION,
-    ROOT,
-    SOURCE,
-    TOTAL,
-    FileRecord,
-    chunk_hash,
-    chunk_id,
-    read_records,
-)
-from pipelines.settings import Settings
+from pipelines.records import POSITION, SOURCE, TOTAL, FileRecord, read_records
+from pipelines.settings import Settings, Workers
 from pipelines.store import TASK_KEY, IndexSignature, Store
 from pipelines.tokens import counter_for
-
-Metadata = dict[str, str | int | float | bool]
 
 #: Chunks per Chroma write. An embedded-store upsert costs about 60 ms however small it is, so few large writes
 #: beat many small ones (measured on 2 cores, 1024 dims: 110 vectors/s in writes of 8, 300 of 32, 860 of 128).
@@ -90,25 +75,20 @@ class IngestReport:
 
 
 @dataclass
-class _Chunk:
-    key: tuple[str, str]
-    id: str
-    text: str
-    metadata: Metadata
-    reuse: str | None = None  # id of a stored chunk with the same text, whose vector can be reused
-    vector: list[float] | None = None
-
-
-@dataclass
 class _FileTask:
     file: SourceFile
     key: tuple[str, str]
+    digest: str
     record: FileRecord | None
-    produced: int | None = None  # chunk count, once the producer is done with the file
-    pending: int = 0  # chunks sent on but not yet written
+    produced: int | None = None  # chunk count, once the front is done with the file
+    settled: int = 0  # chunks written, held back (the head) or refused
     new_ids: set[str] = field(default_factory=set)
-    head: _Chunk | None = None  # the first chunk, embedded and waiting for the rest of the file
+    head: Chunk | None = None  # the first chunk, embedded and waiting for the rest of the file
     failed: bool = False
+
+    def job(self) -> Job:
+        stored = {text_hash: cid for cid, text_hash in (self.record.ids if self.record else {}).items()}
+        return Job(self.key, self.file, self.digest, stored)
 
 
 class Ingest:
@@ -136,9 +116,7 @@ class Ingest:
         self.progress = sys.stderr.isatty() if progress is None else progress
         # The embedded model uses both cores itself; threads would only contend.
         self.concurrency = settings.concurrency if self.profile.tokenizer != "e5" or _is_server(self.embeddings) else 1
-        self._lock = threading.Lock()
         self._seen: set[tuple[str, str]] = set()  # (root, source) of every file found by this run's walk
-        self._page_problems: list[Problem] = []  # unreadable PDF pages, reported from the reader thread
 
     # -- planning -------------------------------------------------------------------------------------------
 
@@ -172,7 +150,6 @@ class Ingest:
             records = read_records(self.store, collection, (str(r) for r in roots))
             tasks = self._plan(roots, records, report)
             self._delete_gone(collection, roots, records, tasks, report)
-            self._page_problems.clear()
             try:
                 self._pipeline(collection, tasks, report)
                 if (report.chunks_written or report.chunks_deleted) and index_dir(self.store, collection.name).exists():
@@ -180,7 +157,6 @@ class Ingest:
                     # never searched by words has none: its first bm25/hybrid query builds it.
                     sync_bm25(self.store, collection)
             finally:
-                report.problems.extend(self._page_problems)
                 report.seconds = round(time.monotonic() - started, 3)
         return report
 
@@ -206,7 +182,7 @@ class Ingest:
             if record is not None and record.is_current(digest, self.chunker_id):
                 report.unchanged += 1
             else:
-                tasks.append(_FileTask(item, key, record))
+                tasks.append(_FileTask(item, key, digest, record))
         return tasks
 
     def _delete_gone(
@@ -231,84 +207,63 @@ class Ingest:
     def _pipeline(self, collection: Collection, tasks: list[_FileTask], report: IngestReport) -> None:
         if not tasks:
             return
-        events: queue.Queue[Any] = queue.Queue()
-        in_flight = threading.Semaphore(self.concurrency * 2)
-        stop = threading.Event()
-        bar = tqdm(total=len(tasks), unit="file", disable=not self.progress, desc="ingest", dynamic_ncols=True)
-        pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="qwen-rag-embed")
-
-        def embed(batch: list[_Chunk]) -> None:
-            try:
-                events.put(("batch", self._embed(batch, report)))
-            except EmbeddingServerError as error:
-                events.put(("fatal", error))
-
-        def send(batch: list[_Chunk]) -> None:
-            in_flight.acquire()
-            self._reuse_vectors(collection, batch, report)
-            if any(c.vector is None for c in batch):
-                pool.submit(embed, batch)
-            else:
-                events.put(("batch", (batch, [])))
-
-        producer = threading.Thread(
-            target=self._produce,
-            args=(collection, tasks, send, events, stop),
-            name="qwen-rag-read",
-            daemon=True,
+        password = self.settings.pdf_password.get_secret_value() if self.settings.pdf_password else None
+        front = Front(
+            self.chunker,
+            self.chunker_id,
+            self.embeddings,
+            concurrency=self.concurrency,
+            batch_size=self.settings.batch_size,
+            pdf_password=password,
         )
-        producer.start()
+        process = self._use_process()
+        if process:
+            self.chunker.counter.count("")  # load the tokenizer here, once: the child inherits it
+        bar = tqdm(total=len(tasks), unit="file", disable=not self.progress, desc="ingest", dynamic_ncols=True)
         by_key = {t.key: t for t in tasks}
+        running = Running(front, [t.job() for t in tasks], process=process)
         fatal: EmbeddingServerError | None = None
-        sent: int | None = None  # batches the producer sent, once it is done
+        sent: int | None = None  # batches the front sent, once it is done
         received = 0
-        unwritten: list[_Chunk] = []
+        unwritten: list[Chunk] = []
+        heads: list[Chunk] = []  # first chunks of finished files: they ride with the next write
         try:
             while sent is None or received < sent:
-                ready = [events.get()]
                 # Take whatever else is ready too: one large write costs Chroma much less than several small ones.
-                while True:
-                    try:
-                        ready.append(events.get_nowait())
-                    except queue.Empty:
-                        break
-                embedded: list[_Chunk] = []
-                for kind, payload in ready:
+                for kind, payload in [running.get(), *running.ready()]:
                     if kind in ("batch", "fatal"):
                         received += 1
-                        in_flight.release()
+                        running.taken()
                     if kind == "batch":
-                        written, failures = payload
-                        embedded.extend(written)
-                        for chunk, cause in failures:
-                            with self._lock:
-                                by_key[chunk.key].failed = True
-                                by_key[chunk.key].pending -= 1
-                            report.problems.append(_problem(chunk, cause))
+                        unwritten.extend(self._settle(collection, payload, by_key, report))
                     elif kind == "fatal":
-                        fatal = fatal or payload
-                        stop.set()
+                        fatal = fatal or EmbeddingServerError(payload[0], status=payload[1])
+                        running.stop()
                     elif kind == "produced":
-                        task, error = payload
+                        key, count, error = payload
+                        by_key[key].produced = count
                         if error is not None:
-                            report.problems.append(Problem(task.file.source, str(error), getattr(error, "page", None)))
+                            by_key[key].failed = True
+                            report.problems.append(Problem(by_key[key].file.source, error[0], error[1]))
+                    elif kind == "page":
+                        report.problems.append(payload)
+                    elif kind == "crash":
+                        raise RuntimeError(f"the ingest's reader failed: {payload}")
                     elif kind == "end":
                         sent = payload
-                unwritten.extend(embedded)
                 if len(unwritten) < WRITE_BATCH and (sent is None or received < sent) and fatal is None:
                     continue
-                self._write(collection, unwritten, by_key, report)
+                self._write(collection, unwritten, heads, by_key, report)
                 unwritten = []
-                done = [t for t in by_key.values() if t.produced is not None and t.pending == (t.head is not None)]
-                if fatal is None:
-                    self._finish(collection, done, report)
+                done = [t for t in by_key.values() if t.produced is not None and t.settled == t.produced]
+                heads = self._finish(collection, done, report) if fatal is None else []
                 for task in done:
                     del by_key[task.key]
                 bar.update(len(done))
                 bar.set_postfix(chunks=report.chunks_written, refresh=False)
+            self._upsert(collection, heads, report)
         finally:
-            stop.set()
-            pool.shutdown(wait=True, cancel_futures=True)
+            running.close()
             bar.close()
         if fatal is not None:
             raise IngestAborted(
@@ -317,133 +272,82 @@ class Ingest:
                 report,
             )
 
-    def _produce(
+    def _use_process(self) -> bool:
+        if self.settings.workers == Workers.AUTO:
+            # fork is safe on Linux only; the embedded model computes in this process anyway.
+            return sys.platform == "linux" and _is_server(self.embeddings)
+        return self.settings.workers == Workers.PROCESS
+
+    def _settle(
         self,
         collection: Collection,
-        tasks: list[_FileTask],
-        send: Callable[[list[_Chunk]], None],
-        events: queue.Queue[Any],
-        stop: threading.Event,
-    ) -> None:
-        """Read and chunk ahead of the embedders; chunks of small files share requests."""
-        batch: list[_Chunk] = []
-        sent = 0
-        password = self.settings.pdf_password.get_secret_value() if self.settings.pdf_password else None
-        for task in tasks:
-            if stop.is_set():
-                break
-            error: Exception | None = None
-            count = 0
-            try:
-                for chunk in self._chunks(task, password):
-                    count += 1
-                    with self._lock:
-                        task.pending += 1
-                    batch.append(chunk)
-                    if len(batch) >= self.settings.batch_size:
-                        send(batch)
-                        sent += 1
-                        batch = []
-                    if stop.is_set():
-                        break
-            except LoadError as failure:
-                error = failure
-            except OSError as failure:
-                error = LoadError(f"cannot read: {failure.strerror or failure}")
-            # Known only once the file is read; the main thread finishes the file after its last write.
-            with self._lock:
-                task.failed = task.failed or error is not None
-                task.produced = count
-            events.put(("produced", (task, error)))
-        if batch and not stop.is_set():
-            send(batch)
-            sent += 1
-        events.put(("end", sent))
+        payload: tuple[list[Chunk], list[tuple[Chunk, str]], int],
+        by_key: dict[tuple[str, str], _FileTask],
+        report: IngestReport,
+    ) -> list[Chunk]:
+        """A batch from the front: take stored vectors for known text, record the refused; return what is ready."""
+        chunks, failures, requests = payload
+        report.embedding_requests += requests
+        for chunk in chunks:
+            by_key[chunk.key].new_ids.add(chunk.id)
+        self._reuse_vectors(collection, chunks, report)
+        if any(c.vector is None for c in chunks):
+            # Its stored twin is gone (another writer on a Chroma server): embed it after all.
+            for chunk in chunks:
+                chunk.reuse = chunk.reuse if chunk.vector is not None else None
+            chunks, refused, requests = embed_batch(self.embeddings, chunks)
+            report.embedding_requests += requests
+            failures = failures + refused
+        for chunk, cause in failures:
+            task = by_key[chunk.key]
+            task.new_ids.add(chunk.id)
+            task.failed = True
+            task.settled += 1
+            report.problems.append(_problem(chunk, cause))
+        return chunks
 
-    def _chunks(self, task: _FileTask, password: str | None) -> Iterator[_Chunk]:
-        root, source = task.key
-        digest = task.file.sha256()
-        old_by_text = {text_hash: cid for cid, text_hash in (task.record.ids if task.record else {}).items()}
-
-        def page_failed(error: LoadError) -> None:
-            # One unreadable page costs that page: it is reported, the rest of the PDF is indexed.
-            self._page_problems.append(Problem(source, str(error), error.page))
-
-        docs = read(task.file, pdf_password=password, on_page_error=page_failed)
-        for position, doc in enumerate(self.chunker.split_many(docs)):
-            text_hash = chunk_hash(doc.page_content)
-            cid = chunk_id(root, source, position, text_hash)
-            task.new_ids.add(cid)
-            meta = _metadata(doc, root, source, digest, self.chunker_id, position, text_hash)
-            yield _Chunk(task.key, cid, doc.page_content, meta, reuse=old_by_text.get(text_hash))
-
-    def _reuse_vectors(self, collection: Collection, batch: list[_Chunk], report: IngestReport) -> None:
+    def _reuse_vectors(self, collection: Collection, batch: list[Chunk], report: IngestReport) -> None:
         """Text already embedded (an unchanged part of an edited file, or a run that was killed) keeps its vector."""
         wanted = {c.reuse for c in batch if c.reuse}
         if not wanted:
             return
         got = collection.get(ids=sorted(wanted), include=["embeddings"])
-        vectors = {cid: [float(x) for x in vec] for cid, vec in zip(got["ids"], got["embeddings"], strict=True)}
+        found = zip(got["ids"], got["embeddings"], strict=True)
+        vectors = {cid: np.asarray(vec, dtype=np.float32) for cid, vec in found}
         for chunk in batch:
             if chunk.reuse in vectors:
                 chunk.vector = vectors[chunk.reuse]
-                with self._lock:
-                    report.chunks_reused += 1
-
-    def _embed(self, batch: list[_Chunk], report: IngestReport) -> tuple[list[_Chunk], list[tuple[_Chunk, str]]]:
-        """Embed what has no vector; a 400 for the batch is narrowed down to the items the server refuses."""
-        todo = [c for c in batch if c.vector is None]
-        failures: list[tuple[_Chunk, str]] = []
-
-        def attempt(group: list[_Chunk]) -> None:
-            if not group:
-                return
-            with self._lock:
-                report.embedding_requests += 1
-            try:
-                vectors = self.embeddings.embed_documents([c.text for c in group])
-            except EmbeddingServerError as error:
-                if error.status != 400:
-                    raise
-                if len(group) == 1:
-                    failures.append((group[0], str(error)))
-                    return
-                # SGLang fails the whole request for one bad item (sglang-protocol.md §1.2): split and retry.
-                middle = len(group) // 2
-                attempt(group[:middle])
-                attempt(group[middle:])
-                return
-            for chunk, vector in zip(group, vectors, strict=True):
-                chunk.vector = vector
-
-        attempt(todo)
-        failed = {id(c) for c, _ in failures}
-        return [c for c in batch if id(c) not in failed], failures
+                report.chunks_reused += 1
 
     def _write(
         self,
         collection: Collection,
-        chunks: list[_Chunk],
+        chunks: list[Chunk],
+        heads: list[Chunk],
         by_key: dict[tuple[str, str], _FileTask],
         report: IngestReport,
     ) -> None:
-        """Write embedded chunks; each file's first chunk is held back to be written last, as its completion mark."""
+        """Write embedded chunks; each file's first chunk is held back to be written last, as its completion mark.
+
+        ``heads`` are the first chunks of files finished at the previous write, whose other chunks are all stored:
+        they go in this write rather than one of their own, since each Chroma write has a fixed cost.
+        """
         body = []
         for chunk in chunks:
             if chunk.metadata[POSITION] == 0:
                 by_key[chunk.key].head = chunk
             else:
                 body.append(chunk)
-        self._upsert(collection, body, report)
-        with self._lock:
-            for chunk in body:
-                by_key[chunk.key].pending -= 1
+        self._upsert(collection, body + heads, report)
+        for chunk in chunks:
+            by_key[chunk.key].settled += 1
 
-    def _finish(self, collection: Collection, tasks: list[_FileTask], report: IngestReport) -> None:
-        """Files whose other chunks are all written: drop their stale chunks, then write their first chunks with
-        the chunk count. A file is complete exactly when that first chunk is in the store (see records.py)."""
+    def _finish(self, collection: Collection, tasks: list[_FileTask], report: IngestReport) -> list[Chunk]:
+        """Files whose other chunks are all written: drop their stale chunks and return their first chunks, with
+        the chunk count, to be written next. A file is complete exactly when that first chunk is in the store (see
+        records.py)."""
         stale: list[str] = []
-        heads: list[_Chunk] = []
+        heads: list[Chunk] = []
         for task in tasks:
             if task.failed or not task.produced or task.head is None:
                 report.failed += 1
@@ -459,14 +363,14 @@ class Ingest:
                 report.updated += 1
         self.store.delete(collection, stale)
         report.chunks_deleted += len(stale)
-        self._upsert(collection, heads, report)
+        return heads
 
-    def _upsert(self, collection: Collection, chunks: list[_Chunk], report: IngestReport) -> None:
+    def _upsert(self, collection: Collection, chunks: list[Chunk], report: IngestReport) -> None:
         if chunks:
             self.store.upsert(
                 collection,
                 [c.id for c in chunks],
-                [c.vector or [] for c in chunks],
+                np.stack([c.vector for c in chunks]),  # every chunk written has one (see _settle)
                 [c.text for c in chunks],
                 [c.metadata for c in chunks],
             )
@@ -477,26 +381,7 @@ def _is_server(embeddings: Embeddings) -> bool:
     return hasattr(embeddings, "members") or hasattr(embeddings, "openai_api_base")
 
 
-def _metadata(
-    doc: Document, root: str, source: str, digest: str, chunker: str, position: int, text_hash: str
-) -> Metadata:
-    meta: Metadata = {k: v for k, v in doc.metadata.items() if isinstance(v, str | int | float | bool)}
-    meta.update(
-        {
-            ROOT: root,
-            SOURCE: source,
-            FILE_HASH: digest,
-            CHUNKER: chunker,
-            POSITION: position,
-            CHUNK_HASH: text_hash,
-            # Set on the first chunk, which is written last: an unfinished file is redone on the next run.
-            TOTAL: 0,
-        }
-    )
-    return meta
-
-
-def _problem(chunk: _Chunk, cause: str) -> Problem:
+def _problem(chunk: Chunk, cause: str) -> Problem:
     page = chunk.metadata.get("page")
     return Problem(
         str(chunk.metadata.get(SOURCE)),

@@ -38,6 +38,14 @@ class Mode(StrEnum):
     HYBRID = "hybrid"  # both, fused by reciprocal rank
 
 
+class Workers(StrEnum):
+    """Where an ingest reads, chunks and sends embedding requests (see :mod:`pipelines.front`)."""
+
+    AUTO = "auto"  # a process for an embedding server on Linux, threads otherwise
+    THREADS = "threads"  # threads of the ingest process
+    PROCESS = "process"  # a forked child process, so Chroma's writes (which hold the GIL) never stall requests
+
+
 def _split_commas(value: object) -> object:
     """Let list fields come from the environment as ``a,b,c``."""
     if isinstance(value, str):
@@ -74,6 +82,11 @@ class Settings(BaseSettings):
     dimensions: int | None = Field(None, ge=1, description="Matryoshka output dimension (Qwen3: 32 to width).")
     batch_size: int = Field(32, ge=1, le=2048, description="Texts per embedding request.")
     concurrency: int = Field(4, ge=1, le=64, description="Embedding requests in flight.")
+    workers: Workers = Field(
+        Workers.AUTO,
+        description="Where reading and embedding requests run: 'process' keeps requests in flight while Chroma "
+        "writes; 'auto' uses it for an embedding server on Linux.",
+    )
     timeout: float = Field(120.0, gt=0, description="Seconds to wait for one embedding request.")
     max_retries: int = Field(4, ge=0, le=20, description="Retries of a failed request (429, 5xx, network).")
 

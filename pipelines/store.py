@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 import chromadb
+import numpy as np
 from chromadb.api import ClientAPI
 from chromadb.api.models.Collection import Collection
 from chromadb.config import Settings as ChromaSettings
@@ -148,7 +149,7 @@ class Store:
         self,
         collection: Collection,
         ids: Sequence[str],
-        vectors: Sequence[Sequence[float]],
+        vectors: Sequence[Sequence[float]] | np.ndarray,
         texts: Sequence[str],
         metadatas: Sequence[Mapping[str, str | int | float | bool]],
     ) -> None:
@@ -158,7 +159,7 @@ class Store:
             end = start + step
             collection.upsert(
                 ids=list(ids[start:end]),
-                embeddings=[list(v) for v in vectors[start:end]],
+                embeddings=np.asarray(vectors[start:end], dtype=np.float32),
                 documents=list(texts[start:end]),
                 metadatas=[dict(m) for m in metadatas[start:end]],
             )

