@@ -64,32 +64,38 @@ def _tree(pid: int) -> list[int]:
     return pids
 
 
-def peak_memory_of(command: list[str]) -> tuple[float, float, dict]:
-    """(peak PSS in MB of the process and its children, seconds, the ingest's --json report)."""
+def peak_memory_of(command: list[str]) -> tuple[float, float, float, float, dict]:
+    """Peak PSS in MB of the process with its children, of the process alone and of its children alone; seconds;
+    the ingest's --json report."""
     started = time.perf_counter()
     with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as process:
-        peak = 0.0
+        peak = own = children = 0.0
         while process.poll() is None:
-            peak = max(peak, sum(_pss_mb(p) for p in _tree(process.pid)))
+            sizes = [_pss_mb(p) for p in _tree(process.pid)]
+            peak, own, children = max(peak, sum(sizes)), max(own, sizes[0]), max(children, sum(sizes[1:]))
             time.sleep(0.1)
         out = process.stdout.read() if process.stdout else ""
     if process.returncode != 0:
         raise RuntimeError(f"{command} failed with exit code {process.returncode}")
-    return peak, time.perf_counter() - started, json.loads(out)
+    return peak, own, children, time.perf_counter() - started, json.loads(out)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="2 MB and 20 MB instead of 20 MB and 200 MB.")
+    parser.add_argument("--stores", default="embedded,chroma run", help="Which stores, comma-separated.")
     args = parser.parse_args()
     sizes = (2, 20) if args.quick else (20, 200)
     work = Path(tempfile.mkdtemp(prefix="qwen-rag-mem-"))
     binary = str(Path(sys.executable).with_name("qwen-rag"))
-    rows = ["| store | corpus | chunks | peak memory (PSS) MB | seconds |", "|---|---|---|---|---|"]
+    rows = [
+        "| store | corpus | chunks | peak memory (PSS) MB | ingest process alone | reader process alone | seconds |",
+        "|---|---|---|---|---|---|---|",
+    ]
     try:
         corpora = {size: text_corpus(work / f"c{size}", size) for size in sizes}
         with sglang_process(384) as url, chroma_server(work / "chroma-data") as chroma_url:
-            for store_kind in ("embedded", "chroma run"):
+            for store_kind in args.stores.split(","):
                 for size, corpus in corpora.items():
                     where = (
                         ["--store", str(work / f"s-{size}")]
@@ -97,9 +103,11 @@ def main() -> None:
                         else ["--chroma-url", chroma_url, "--collection", f"mem{size}"]
                     )
                     command = [binary, "ingest", str(corpus), *where, "--embeddings-url", url, "--json"]
-                    peak, seconds, report = peak_memory_of(command)
-                    chunks = report["chunks_written"]
-                    rows.append(f"| {store_kind} | {size} MB | {chunks} | {peak:.0f} | {seconds:.0f} |")
+                    peak, own, children, seconds, report = peak_memory_of(command)
+                    rows.append(
+                        f"| {store_kind} | {size} MB | {report['chunks_written']} | {peak:.0f} | {own:.0f} | "
+                        f"{children:.0f} | {seconds:.0f} |"
+                    )
         print("\n### Peak memory of an ingest\n")
         print("\n".join(rows))
         print(

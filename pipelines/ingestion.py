@@ -259,6 +259,7 @@ class Ingest:
                 heads = self._finish(collection, done, report) if fatal is None else []
                 for task in done:
                     del by_key[task.key]
+                    task.new_ids.clear()  # a set per file, as large as its chunk count: memory stays flat
                 bar.update(len(done))
                 bar.set_postfix(chunks=report.chunks_written, refresh=False)
             self._upsert(collection, heads, report)
