@@ -9,6 +9,7 @@ import sys
 BENCHMARKS = (
     ("benchmarks.bench_chunking", []),
     ("benchmarks.bench_e5", []),
+    ("benchmarks.bench_store_gil", []),
     ("benchmarks.bench_pipeline", []),
     ("benchmarks.bench_memory", []),
     ("benchmarks.bench_bm25", []),
