@@ -231,14 +231,6 @@ class Running:
             self._worker: Any = context.Process(
                 target=_child, args=(front, jobs, self._events, self._in_flight, self._stop), daemon=True
             )
-        else:
-            self._events = queue.SimpleQueue()
-            self._in_flight = threading.Semaphore(front.concurrency * 2)
-            self._stop = threading.Event()
-            self._worker = threading.Thread(
-                target=_guarded, args=(front, jobs, self._events.put, self._in_flight, self._stop), daemon=True
-            )
-        if process:
             # Objects the child inherits must never be collected there: a Chroma object's destructor waits on
             # runtime threads that a fork does not copy, and the child would hang (seen in the test suite).
             gc.freeze()
@@ -247,6 +239,12 @@ class Running:
             finally:
                 gc.unfreeze()
         else:
+            self._events = queue.SimpleQueue()
+            self._in_flight = threading.Semaphore(front.concurrency * 2)
+            self._stop = threading.Event()
+            self._worker = threading.Thread(
+                target=_guarded, args=(front, jobs, self._events.put, self._in_flight, self._stop), daemon=True
+            )
             self._worker.start()
 
     def get(self) -> Event:
@@ -285,10 +283,7 @@ class Running:
         while self._worker.is_alive() and time.monotonic() < deadline:
             self._worker.join(timeout=0.1)
             if self.process:
-                # Drain: a child cannot exit while its feeder thread still has events for the pipe.
-                with contextlib.suppress(queue.Empty):
-                    while True:
-                        self._events.get_nowait()
+                self.ready()  # drain: a child cannot exit while its feeder thread still has events for the pipe
         if self.process and self._worker.is_alive():
             self._worker.kill()
             self._worker.join()

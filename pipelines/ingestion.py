@@ -223,7 +223,7 @@ class Ingest:
         by_key = {t.key: t for t in tasks}
         running = Running(front, [t.job() for t in tasks], process=process)
         fatal: EmbeddingServerError | None = None
-        sent: int | None = None  # batches the front sent, once it is done
+        sent: int | None = None  # its batch and fatal events in all, once the front is done
         received = 0
         unwritten: list[Chunk] = []
         heads: list[Chunk] = []  # first chunks of finished files: they ride with the next write
@@ -295,7 +295,8 @@ class Ingest:
         if any(c.vector is None for c in chunks):
             # Its stored twin is gone (another writer on a Chroma server): embed it after all.
             for chunk in chunks:
-                chunk.reuse = chunk.reuse if chunk.vector is not None else None
+                if chunk.vector is None:
+                    chunk.reuse = None
             chunks, refused, requests = embed_batch(self.embeddings, chunks)
             report.embedding_requests += requests
             failures = failures + refused
