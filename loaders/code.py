@@ -8,54 +8,56 @@ dependency) and knows fewer extensions. Splitting is the chunker's job (it can u
 from __future__ import annotations
 
 from collections.abc import Iterator
+from enum import Enum
 from pathlib import Path
 
 from langchain_core.document_loaders import BaseLoader
 from langchain_core.documents import Document
-from langchain_text_splitters import Language
 
 from loaders.text import BLOCK_SIZE, TextFileLoader
 
-#: Extension (lower case, with the dot) -> language. ``None``: code that `Language` has no entry for (shell,
+#: Extension (lower case, with the dot) -> the `langchain_text_splitters.Language` value (kept as plain strings: the
+#: registry imports this table, and importing the text splitters costs a second). ``None``: code that `Language` has no
+#: entry for (shell,
 #: SQL); such Documents carry no ``language`` and get the chunker's generic separators.
-LANGUAGES: dict[str, Language | None] = {
-    ".py": Language.PYTHON,
-    ".pyi": Language.PYTHON,
-    ".js": Language.JS,
-    ".mjs": Language.JS,
-    ".cjs": Language.JS,
-    ".jsx": Language.JS,
-    ".ts": Language.TS,
-    ".mts": Language.TS,
-    ".tsx": Language.TS,
-    ".java": Language.JAVA,
-    ".kt": Language.KOTLIN,
-    ".kts": Language.KOTLIN,
-    ".scala": Language.SCALA,
-    ".go": Language.GO,
-    ".rs": Language.RUST,
-    ".c": Language.C,
-    ".h": Language.C,
-    ".cpp": Language.CPP,
-    ".cc": Language.CPP,
-    ".cxx": Language.CPP,
-    ".hpp": Language.CPP,
-    ".hh": Language.CPP,
-    ".cs": Language.CSHARP,
-    ".rb": Language.RUBY,
-    ".php": Language.PHP,
-    ".swift": Language.SWIFT,
-    ".lua": Language.LUA,
-    ".pl": Language.PERL,
-    ".pm": Language.PERL,
-    ".r": Language.R,
-    ".hs": Language.HASKELL,
-    ".ex": Language.ELIXIR,
-    ".exs": Language.ELIXIR,
-    ".sol": Language.SOL,
-    ".proto": Language.PROTO,
-    ".ps1": Language.POWERSHELL,
-    ".tex": Language.LATEX,
+LANGUAGES: dict[str, str | None] = {
+    ".py": "python",
+    ".pyi": "python",
+    ".js": "js",
+    ".mjs": "js",
+    ".cjs": "js",
+    ".jsx": "js",
+    ".ts": "ts",
+    ".mts": "ts",
+    ".tsx": "ts",
+    ".java": "java",
+    ".kt": "kotlin",
+    ".kts": "kotlin",
+    ".scala": "scala",
+    ".go": "go",
+    ".rs": "rust",
+    ".c": "c",
+    ".h": "c",
+    ".cpp": "cpp",
+    ".cc": "cpp",
+    ".cxx": "cpp",
+    ".hpp": "cpp",
+    ".hh": "cpp",
+    ".cs": "csharp",
+    ".rb": "ruby",
+    ".php": "php",
+    ".swift": "swift",
+    ".lua": "lua",
+    ".pl": "perl",
+    ".pm": "perl",
+    ".r": "r",
+    ".hs": "haskell",
+    ".ex": "elixir",
+    ".exs": "elixir",
+    ".sol": "sol",
+    ".proto": "proto",
+    ".ps1": "powershell",
+    ".tex": "latex",
     ".sh": None,
     ".bash": None,
     ".zsh": None,
@@ -75,13 +77,14 @@ class CodeFileLoader(BaseLoader):
         doc = next(loader.lazy_load())  # doc.metadata == {"start_index": 0, "language": "python"}
     """
 
-    def __init__(self, path: Path, language: Language | None, *, block_size: int = BLOCK_SIZE) -> None:
+    def __init__(self, path: Path, language: str | None, *, block_size: int = BLOCK_SIZE) -> None:
         self.path = path
-        self.language = language
+        # LangChain's `Language` members are str enums: keep the plain value, which is what Chroma stores.
+        self.language = language.value if isinstance(language, Enum) else language
         self.block_size = block_size
 
     def lazy_load(self) -> Iterator[Document]:
         for doc in TextFileLoader(self.path, block_size=self.block_size).lazy_load():
             if self.language is not None:
-                doc.metadata["language"] = self.language.value
+                doc.metadata["language"] = self.language
             yield doc

@@ -9,7 +9,7 @@ values of any type (Chroma takes str/int/float/bool only).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 from langchain_core.document_loaders import BaseLoader
@@ -17,6 +17,7 @@ from langchain_core.documents import Document
 from pypdf import PasswordType, PdfReader
 
 from loaders.errors import LoadError, one_line
+from loaders.options import OcrMode, PageErrorHandler
 
 logger = logging.getLogger("loaders.pdf")
 
@@ -45,8 +46,6 @@ _CLEANUP = str.maketrans(
     | dict.fromkeys([*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), *range(0x7F, 0xA0)], " ")
 )
 
-PageErrorHandler = Callable[[LoadError], None]
-
 
 class PdfFileLoader(BaseLoader):
     """A PDF as one Document per page that has text; metadata ``page`` (1-based) and ``start_index``.
@@ -63,10 +62,16 @@ class PdfFileLoader(BaseLoader):
     """
 
     def __init__(
-        self, path: Path, *, password: str | None = None, on_page_error: PageErrorHandler | None = None
+        self,
+        path: Path,
+        *,
+        password: str | None = None,
+        on_page_error: PageErrorHandler | None = None,
+        ocr: OcrMode = OcrMode.AUTO,
     ) -> None:
         self.path = path
         self.password = password
+        self.ocr = ocr
         self.on_page_error = on_page_error or self._log_page_error
 
     def lazy_load(self) -> Iterator[Document]:

@@ -1,47 +1,134 @@
 """The format registry: which loader reads which extension, and the metadata every Document carries.
 
-Every Document from `read` has ``source``, ``file_type``, ``start_index`` and ``file_hash``; PDF pages add
-``page``, code adds ``language``. All values are str or int, as Chroma requires.
+Every Document from `read` has ``source``, ``file_type``, ``start_index`` and ``file_hash``; formats add their own
+place in the file: ``page`` (PDF page, slide), ``section`` (Word headings), ``sheet`` with ``row_start``/``row_end``
+(Excel, CSV), ``cell`` (notebooks), ``language`` (code), ``ocr`` (text recognised from pixels). All values are
+str, int or bool, as Chroma requires.
+
+A format's module is imported when a file of that format is first read, so that the Office, OCR and EPUB
+libraries cost nothing to a run that never meets one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import importlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from langchain_core.document_loaders import BaseLoader
 from langchain_core.documents import Document
 
-from loaders.code import LANGUAGES, CodeFileLoader
+from loaders.code import LANGUAGES
 from loaders.errors import LoadError, os_cause
-from loaders.html import HtmlFileLoader
-from loaders.pdf import PageErrorHandler, PdfFileLoader
-from loaders.text import TextFileLoader
+from loaders.options import OcrMode, PageErrorHandler, ReadOptions
 
 if TYPE_CHECKING:  # walk imports this module for SUPPORTED_EXTENSIONS
     from loaders.walk import SourceFile
 
-#: Extension (lower case, with the dot) -> the ``file_type`` metadata of its Documents.
-FILE_TYPES: dict[str, str] = {
-    ".pdf": "pdf",
-    ".txt": "text",
-    ".md": "markdown",
-    ".markdown": "markdown",
-    ".rst": "rst",
-    ".html": "html",
-    ".htm": "html",
-} | dict.fromkeys(LANGUAGES, "code")
+Opener = Callable[[Path, ReadOptions], BaseLoader]
 
-SUPPORTED_EXTENSIONS: frozenset[str] = frozenset(FILE_TYPES)
+
+@dataclass(frozen=True)
+class Format:
+    """A file type: the ``file_type`` metadata of its Documents, and how to open a loader for one file."""
+
+    file_type: str
+    open: Opener
+
+
+@dataclass(frozen=True)
+class LazyOpener:
+    """Opens a loader from ``module``, imported on first use; its class ``name`` takes ``(path, options)``.
+
+    A plain value rather than a closure, so a format can be handed to a worker process (pickled by name).
+    """
+
+    module: str
+    name: str
+
+    def __call__(self, path: Path, options: ReadOptions) -> BaseLoader:
+        loader = getattr(importlib.import_module(self.module), self.name)
+        return loader(path, options)
+
+
+@dataclass(frozen=True)
+class Legacy:
+    """A legacy binary Office format: refused with what to do about it."""
+
+    modern: str
+
+    def __call__(self, path: Path, options: ReadOptions) -> BaseLoader:
+        raise LoadError(f"legacy binary format: save it as {self.modern}")
+
+
+# Even the first formats are imported on first use: pypdf, BeautifulSoup and the text splitters cost a second.
+def _pdf(path: Path, options: ReadOptions) -> BaseLoader:
+    from loaders.pdf import PdfFileLoader
+
+    return PdfFileLoader(path, password=options.pdf_password, on_page_error=options.on_page_error, ocr=options.ocr)
+
+
+def _text(path: Path, options: ReadOptions) -> BaseLoader:
+    from loaders.text import TextFileLoader
+
+    return TextFileLoader(path)
+
+
+def _html(path: Path, options: ReadOptions) -> BaseLoader:
+    from loaders.html import HtmlFileLoader
+
+    return HtmlFileLoader(path)
+
+
+def _code(path: Path, options: ReadOptions) -> BaseLoader:
+    from loaders.code import CodeFileLoader
+
+    return CodeFileLoader(path, LANGUAGES[path.suffix.lower()])
+
+
+_IMAGE = Format("image", LazyOpener("loaders.image", "ImageFileLoader"))
+
+#: Extension (lower case, with the dot) -> its format.
+FORMATS: dict[str, Format] = {
+    ".pdf": Format("pdf", _pdf),
+    ".txt": Format("text", _text),
+    ".md": Format("markdown", _text),
+    ".markdown": Format("markdown", _text),
+    ".rst": Format("rst", _text),
+    ".html": Format("html", _html),
+    ".htm": Format("html", _html),
+    ".docx": Format("docx", LazyOpener("loaders.docx", "DocxFileLoader")),
+    ".pptx": Format("pptx", LazyOpener("loaders.pptx", "PptxFileLoader")),
+    ".xlsx": Format("xlsx", LazyOpener("loaders.xlsx", "XlsxFileLoader")),
+    ".xlsm": Format("xlsx", LazyOpener("loaders.xlsx", "XlsxFileLoader")),
+    ".csv": Format("csv", LazyOpener("loaders.csv", "CsvFileLoader")),
+    ".tsv": Format("csv", LazyOpener("loaders.csv", "CsvFileLoader")),
+    ".epub": Format("epub", LazyOpener("loaders.epub", "EpubFileLoader")),
+    ".ipynb": Format("notebook", LazyOpener("loaders.ipynb", "NotebookFileLoader")),
+    ".doc": Format("docx", Legacy(".docx")),
+    ".ppt": Format("pptx", Legacy(".pptx")),
+    ".xls": Format("xlsx", Legacy(".xlsx")),
+    **dict.fromkeys((".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"), _IMAGE),
+} | {ext: Format("code", _code) for ext in LANGUAGES}
+
+#: Extension -> the ``file_type`` metadata of its Documents.
+FILE_TYPES: dict[str, str] = {ext: fmt.file_type for ext, fmt in FORMATS.items()}
+SUPPORTED_EXTENSIONS: frozenset[str] = frozenset(FORMATS)
 
 
 def read(
-    file: SourceFile, *, pdf_password: str | None = None, on_page_error: PageErrorHandler | None = None
+    file: SourceFile,
+    *,
+    pdf_password: str | None = None,
+    ocr: OcrMode = OcrMode.AUTO,
+    on_page_error: PageErrorHandler | None = None,
 ) -> Iterator[Document]:
     """The Documents of `file`, lazily; raises `LoadError` (one-line cause) when the file cannot be read.
 
-    `on_page_error` receives each PDF page that is skipped because it cannot be read (a `LoadError` with
-    ``page``); by default those are logged as warnings on "loaders.pdf". A `LoadError` can come after some
+    `on_page_error` receives each page (PDF page, slide, sheet) that is skipped because it cannot be read (a
+    `LoadError` with ``page``); by default those are logged as warnings. A `LoadError` can come after some
     Documents were yielded (a text file undecodable past its first MiB): drop the file's Documents then.
 
     Usage::
@@ -51,20 +138,13 @@ def read(
                 docs = list(read(item, pdf_password="secret"))
     """
     suffix = file.path.suffix.lower()
-    file_type = FILE_TYPES.get(suffix)
-    if file_type is None:
+    fmt = FORMATS.get(suffix)
+    if fmt is None:
         raise LoadError(f"unsupported file type {suffix or '(no extension)'}")
-    loader: BaseLoader
-    if file_type == "pdf":
-        loader = PdfFileLoader(file.path, password=pdf_password, on_page_error=on_page_error)
-    elif file_type == "html":
-        loader = HtmlFileLoader(file.path)
-    elif file_type == "code":
-        loader = CodeFileLoader(file.path, LANGUAGES[suffix])
-    else:
-        loader = TextFileLoader(file.path)
+    options = ReadOptions(pdf_password=pdf_password, ocr=OcrMode(ocr), on_page_error=on_page_error)
     try:
-        common = {"source": file.source, "file_type": file_type, "file_hash": file.sha256()}
+        loader = fmt.open(file.path, options)
+        common = {"source": file.source, "file_type": fmt.file_type, "file_hash": file.sha256()}
         for doc in loader.lazy_load():
             doc.metadata.update(common)
             yield doc

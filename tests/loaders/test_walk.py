@@ -24,7 +24,7 @@ TREE = [
     ".hidden/secret.md",
     ".env.md",
     "sub/.cache/x.py",
-    "image.png",
+    "image.bin",
     "Makefile",
 ]
 
@@ -81,7 +81,7 @@ def test_source_files_are_absolute_under_the_root(root: Path, monkeypatch: pytes
         (["[ab].*"], [], ["a.md", "b.txt"]),
         (["[!a].*"], [], ["b.txt", "sub/c.py", "sub/deep/d.pdf"]),
         (["?.md", "?.txt"], [], ["a.md", "b.txt"]),
-        (["**/*.png"], [], []),  # no loader for it, whatever the include says
+        (["**/*.bin"], [], []),  # no loader for it, whatever the include says
         ([], ["node_modules", "docs/drafts/**", "*.py", "sub/deep"], ["a.md", "b.txt", "docs/guide.html"]),
         (["**/*.md"], ["drafts"], ["a.md"]),
     ],
@@ -111,9 +111,9 @@ def test_a_root_that_is_a_file(root: Path) -> None:
 
 
 def test_missing_and_unsupported_roots_are_problems(root: Path) -> None:
-    assert problems([root / "nope", root / "image.png"]) == [
+    assert problems([root / "nope", root / "image.bin"]) == [
         ((root / "nope").as_posix(), "no such file or folder"),
-        ("image.png", "unsupported file type .png"),
+        ("image.bin", "unsupported file type .bin"),
     ]
 
 
@@ -156,7 +156,7 @@ def test_symlinks_leading_out_of_the_root_are_not_followed(root: Path, tmp_path:
     (root / "out").symlink_to(outside)
     (root / "leak.md").symlink_to(outside / "leak.md")
     (root / "relative.md").symlink_to(Path("..") / "outside" / "leak.md")
-    (root / "photo.png").symlink_to(outside / "leak.md")  # unsupported by its own name: silent
+    (root / "photo.bin").symlink_to(outside / "leak.md")  # unsupported by its own name: silent
     (root / "gone.md").symlink_to(root / "missing.md")
     assert sorted(problems([root])) == [
         ("gone.md", "broken symlink"),
