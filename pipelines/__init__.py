@@ -17,21 +17,21 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from pipelines.embeddings import LocalEmbeddings, ServerEmbeddings, make_embeddings
-    from pipelines.ingestion import IngestReport, ingest
-    from pipelines.retriever import QwenRagRetriever, build_retriever
+    from pipelines.embeddings.providers import LocalEmbeddings, ServerEmbeddings, make_embeddings
+    from pipelines.ingestion.writer import IngestReport, ingest
+    from pipelines.retrieve.retriever import QwenRagRetriever, build_retriever
     from pipelines.settings import Mode, OnMismatch, Settings
 
 # Imported on first use: `qwen-rag --help` and `from pipelines.settings import Settings` stay fast, without
 # loading Chroma, LangChain and the model.
 _EXPORTS = {
-    "LocalEmbeddings": "pipelines.embeddings",
-    "ServerEmbeddings": "pipelines.embeddings",
-    "make_embeddings": "pipelines.embeddings",
-    "IngestReport": "pipelines.ingestion",
-    "ingest": "pipelines.ingestion",
-    "QwenRagRetriever": "pipelines.retriever",
-    "build_retriever": "pipelines.retriever",
+    "LocalEmbeddings": "pipelines.embeddings.providers",
+    "ServerEmbeddings": "pipelines.embeddings.providers",
+    "make_embeddings": "pipelines.embeddings.providers",
+    "IngestReport": "pipelines.ingestion.writer",
+    "ingest": "pipelines.ingestion.writer",
+    "QwenRagRetriever": "pipelines.retrieve.retriever",
+    "build_retriever": "pipelines.retrieve.retriever",
     "Mode": "pipelines.settings",
     "OnMismatch": "pipelines.settings",
     "Settings": "pipelines.settings",

@@ -94,9 +94,9 @@ class FriendlyGroup(click.Group):
     """Known errors become one line on stderr; ``--debug`` keeps the traceback."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        from pipelines.embeddings import EmbeddingServerError
-        from pipelines.ingestion import IngestAborted
-        from pipelines.store import StoreError
+        from pipelines.embeddings.providers import EmbeddingServerError
+        from pipelines.ingestion.writer import IngestAborted
+        from pipelines.store.chroma import StoreError
 
         try:
             return super().invoke(ctx)
@@ -140,8 +140,8 @@ def main(debug: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
 def ingest(paths: tuple[Path, ...], full: bool, strict: bool, as_json: bool, **options: Any) -> None:
     """Index files and folders (incremental: unchanged files are not embedded again)."""
-    from pipelines.ingestion import IngestAborted
-    from pipelines.ingestion import ingest as run_ingest
+    from pipelines.ingestion.writer import IngestAborted
+    from pipelines.ingestion.writer import ingest as run_ingest
 
     settings = make_settings(options)
     try:
@@ -183,7 +183,7 @@ def _print_ingest(summary: dict[str, Any], as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array of passages.")
 def query(text: str, as_json: bool, **options: Any) -> None:
     """Search the collection; prints ranked passages with source, page and score."""
-    from pipelines.retriever import build_retriever
+    from pipelines.retrieve.retriever import build_retriever
 
     settings = make_settings(options)
     docs = build_retriever(settings).invoke(text)
@@ -214,7 +214,7 @@ def doctor(as_json: bool, **options: Any) -> None:
     from dataclasses import asdict
 
     from pipelines.doctor import examine
-    from pipelines.embeddings import make_embeddings
+    from pipelines.embeddings.providers import make_embeddings
 
     settings = make_settings(options)
     report = examine(make_embeddings(settings))
@@ -236,8 +236,8 @@ def doctor(as_json: bool, **options: Any) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 def stats(as_json: bool, **options: Any) -> None:
     """Collections in the store with their chunk counts, model and dimension."""
-    from pipelines.ingestion import open_store
-    from pipelines.store import IndexSignature
+    from pipelines.ingestion.writer import open_store
+    from pipelines.store.chroma import IndexSignature
 
     store = open_store(make_settings(options))
     rows = []
@@ -276,7 +276,7 @@ def serve(host: str, port: int, service_key: str | None, **options: Any) -> None
 
     The embedding server's own key comes from QWEN_RAG_API_KEY here: --api-key is the service's.
     """
-    from pipelines.service import serve as run_service
+    from pipelines.service.app import serve as run_service
 
     run_service(make_settings(options), host=host, port=port, api_key=service_key)
 
@@ -292,7 +292,7 @@ def evaluate_command(
     dataset_dir: Path, split: str, modes: str | None, report_dir: Path, as_json: bool, **options: Any
 ) -> None:
     """Score retrieval on a BEIR-layout dataset: nDCG@10, Recall@10/100, MRR@10, latency."""
-    from pipelines.evaluate import evaluate, markdown_report, svg_plot
+    from pipelines.evaluate.run import evaluate, markdown_report, svg_plot
     from pipelines.settings import Mode
 
     settings = make_settings(options)
@@ -339,8 +339,8 @@ def compare(
     """
     from dataclasses import asdict
 
-    from pipelines.compare import compare as run_compare
-    from pipelines.compare import render, side_settings
+    from pipelines.evaluate.compare import compare as run_compare
+    from pipelines.evaluate.compare import render, side_settings
 
     base = make_settings(options)
     a, b = side_settings(base, a_overrides), side_settings(base, b_overrides)

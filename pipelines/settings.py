@@ -39,7 +39,7 @@ class Mode(StrEnum):
 
 
 class Workers(StrEnum):
-    """Where an ingest reads, chunks and sends embedding requests (see :mod:`pipelines.front`)."""
+    """Where an ingest reads, chunks and sends embedding requests (see :mod:`pipelines.ingestion.front`)."""
 
     AUTO = "auto"  # a process for an embedding server on Linux, threads otherwise
     THREADS = "threads"  # threads of the ingest process

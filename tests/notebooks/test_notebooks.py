@@ -20,10 +20,10 @@ from nbclient import NotebookClient
 from nbformat import NotebookNode
 
 from pipelines.settings import DEFAULT_TASK
+from testbed.embedders import embedded_default
+from testbed.sglang import SGLangServer
 from tests.conftest import REPO
-from tests.pipelines.test_chatbot import ChatServer
-from tests.servers.embedders import embedded_default
-from tests.servers.sglang import SGLangServer
+from tests.scenarios.test_chatbot import ChatServer
 
 NOTEBOOKS = REPO / "notebooks"
 NAMES = ["quickstart.ipynb", "evaluate.ipynb", "chatbot.ipynb"]

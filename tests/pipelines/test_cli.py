@@ -11,9 +11,9 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from pipelines.cli import main
+from testbed.embedders import embedded_default
+from testbed.sglang import SGLangServer
 from tests.conftest import SAMPLES
-from tests.servers.embedders import embedded_default
-from tests.servers.sglang import SGLangServer
 
 
 def invoke(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:

@@ -1,0 +1,280 @@
+"""The two embedding providers behind LangChain's ``Embeddings`` interface.
+
+- :class:`ServerEmbeddings`: LangChain ``OpenAIEmbeddings`` aimed at an OpenAI-compatible ``/v1`` server
+  (SGLang serving Qwen3-Embedding; vLLM and others work too), with the model's query instruction.
+- :class:`LocalEmbeddings`: the embedded default, multilingual-e5-small on the CPU, offline.
+
+:func:`make_embeddings` picks one from :class:`~pipelines.settings.Settings`.
+
+>>> from pipelines.embeddings.providers import make_embeddings
+>>> from pipelines.settings import Settings
+>>> emb = make_embeddings(Settings())          # no URL: the embedded default
+>>> len(emb.embed_query("什么是人工智能？"))
+384
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+import openai
+from langchain_core.embeddings import Embeddings
+from langchain_core.runnables.config import run_in_executor
+from langchain_openai import OpenAIEmbeddings
+from pydantic import ConfigDict, PrivateAttr
+
+from pipelines.embeddings.e5 import fast_e5
+from pipelines.embeddings.profiles import E5_SMALL, Profile, profile_for
+from pipelines.settings import Settings
+
+
+class EmbeddingServerError(RuntimeError):
+    """The embedding server refused or could not be reached; ``str()`` is the server's own message."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _server_message(error: openai.APIError) -> str:
+    """SGLang's flat error body and OpenAI's nested one both carry ``message`` (sglang-protocol.md §1.4)."""
+    body = error.body if isinstance(error.body, dict) else {}
+    inner = body.get("error", body)
+    message = inner.get("message") if isinstance(inner, dict) else None
+    return str(message or error.message)
+
+
+def _is_blank(text: str) -> bool:
+    return not text.strip()
+
+
+def _truncate(vector: list[float], width: int) -> list[float]:
+    """Client-side Matryoshka: truncate, then L2-normalise, as SGLang does server-side (§1.7)."""
+    head = vector[:width]
+    norm = math.sqrt(sum(x * x for x in head)) or 1.0
+    return [x / norm for x in head]
+
+
+class ServerEmbeddings(OpenAIEmbeddings):
+    """``OpenAIEmbeddings`` configured for SGLang and similar servers.
+
+    - ``check_embedding_ctx_length`` is off: LangChain would otherwise send tiktoken ids that SGLang embeds as garbage.
+    - Queries carry the model's instruction (Qwen3: ``Instruct: {task}\\nQuery:{query}``), documents none.
+    - Blank texts are never sent (SGLang fails the whole batch for one); they get a zero vector.
+    - ``truncate_to`` applies Matryoshka on the client where the server has no ``dimensions`` support.
+
+    >>> emb = ServerEmbeddings.connect("http://127.0.0.1:30000/v1")      # doctest: +SKIP
+    >>> emb.embed_query("什么是人工智能？")[:3]                           # doctest: +SKIP
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    profile: Profile
+    task: str
+    truncate_to: int | None = None
+    _width: int | None = PrivateAttr(default=None)
+
+    @classmethod
+    def connect(cls, url: str, settings: Settings | None = None) -> ServerEmbeddings:
+        """Ask the server which model it serves and build the client with that model's profile."""
+        settings = settings or Settings()
+        base = url.rstrip("/")
+        if not base.endswith("/v1"):
+            base += "/v1"
+        key = settings.api_key.get_secret_value()
+        info = probe_server(base, key)
+        model = settings.embeddings_model or info["model"]
+        profile = profile_for(model, info.get("max_model_len"))
+        truncate_to = None
+        dimensions = settings.dimensions
+        if dimensions is not None:
+            check_dimensions(profile, dimensions)
+            if not info.get("supports_dimensions"):
+                truncate_to, dimensions = dimensions, None
+        return cls(
+            model=model,
+            base_url=base,
+            api_key=key,
+            check_embedding_ctx_length=False,
+            chunk_size=settings.batch_size,
+            timeout=settings.timeout,
+            max_retries=settings.max_retries,
+            dimensions=dimensions,
+            profile=profile,
+            task=settings.task,
+            truncate_to=truncate_to,
+        )
+
+    @property
+    def model_id(self) -> str:
+        return self.model
+
+    def _post(self, texts: list[str], *, query: bool) -> list[list[float]]:
+        extra = self.profile.extra_body(query=query)
+        kwargs: dict[str, Any] = {"extra_body": extra} if extra else {}
+        try:
+            vectors = super().embed_documents(texts, **kwargs)
+        except openai.APIStatusError as error:
+            raise EmbeddingServerError(_server_message(error), status=error.status_code) from error
+        except openai.APIConnectionError as error:
+            raise EmbeddingServerError(
+                f"cannot reach the embedding server at {self.openai_api_base}: {error}"
+            ) from error
+        if self.truncate_to:
+            vectors = [_truncate(v, self.truncate_to) for v in vectors]
+        if vectors:
+            self._width = len(vectors[0])
+        return vectors
+
+    def detached(self) -> ServerEmbeddings:
+        """The same client with HTTP connections of its own, for a forked process (shared sockets mix answers)."""
+        copied = {"client", "async_client", "http_client", "http_async_client"}
+        detached = type(self)(**{name: getattr(self, name) for name in type(self).model_fields if name not in copied})
+        detached._width = self._width
+        return detached
+
+    def _zero(self) -> list[float]:
+        if self._width is None:
+            self._post(["."], query=False)  # learn the width once; blanks are rare
+        return [0.0] * (self._width or 0)
+
+    def embed_documents(self, texts: list[str], chunk_size: int | None = None, **kwargs: Any) -> list[list[float]]:
+        """Embed documents as they are (no instruction); blanks are not sent and get zero vectors."""
+        sendable = [i for i, t in enumerate(texts) if not _is_blank(t)]
+        sent = self._post([self.profile.format_document(texts[i]) for i in sendable], query=False) if sendable else []
+        out: list[list[float]] = [[] for _ in texts]
+        for i, vector in zip(sendable, sent, strict=True):
+            out[i] = vector
+        if len(sendable) < len(texts):
+            zero = self._zero()
+            out = [v or list(zero) for v in out]
+        return out
+
+    def embed_query(self, text: str, **kwargs: Any) -> list[float]:
+        """Embed a query with the model's instruction."""
+        if _is_blank(text):
+            return self._zero()
+        return self._post([self.profile.format_query(text, self.task)], query=True)[0]
+
+    async def aembed_documents(
+        self, texts: list[str], chunk_size: int | None = None, **kwargs: Any
+    ) -> list[list[float]]:
+        # The sync path runs in a worker thread: one code path for validation, retries and errors.
+        return await run_in_executor(None, self.embed_documents, texts)
+
+    async def aembed_query(self, text: str, **kwargs: Any) -> list[float]:
+        return await run_in_executor(None, self.embed_query, text)
+
+
+class PooledEmbeddings(Embeddings):
+    """Spreads requests over several servers of the same model, round robin (scale-out without a router)."""
+
+    def __init__(self, members: Sequence[ServerEmbeddings]) -> None:
+        models = {m.model for m in members}
+        if len(models) != 1:
+            raise EmbeddingServerError(f"the embedding servers serve different models: {sorted(models)}")
+        self.members = list(members)
+        self.profile = members[0].profile
+        self._next = itertools.cycle(self.members)
+        self._lock = threading.Lock()
+
+    @property
+    def model_id(self) -> str:
+        return self.members[0].model
+
+    def _pick(self) -> ServerEmbeddings:
+        with self._lock:
+            return next(self._next)
+
+    def detached(self) -> PooledEmbeddings:
+        """The same pool with HTTP connections of its own, for a forked process."""
+        return PooledEmbeddings([m.detached() for m in self.members])
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return self._pick().embed_documents(texts)
+
+    def embed_query(self, text: str) -> list[float]:
+        return self._pick().embed_query(text)
+
+
+class LocalEmbeddings(Embeddings):
+    """The embedded default: multilingual-e5-small on the CPU, no server, no network.
+
+    Loads lazily on first use (``warm_up`` does it early).
+
+    >>> from pipelines.embeddings.providers import LocalEmbeddings
+    >>> emb = LocalEmbeddings()
+    >>> len(emb.embed_documents(["机器学习是一种让计算机自动学习的方法。"])[0])
+    384
+    """
+
+    profile: Profile = E5_SMALL
+
+    @property
+    def model_id(self) -> str:
+        return self.profile.name
+
+    def warm_up(self) -> None:
+        fast_e5().warm_up()
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        if not texts:
+            return []
+        return fast_e5().passage(texts).tolist()
+
+    def embed_query(self, text: str) -> list[float]:
+        return fast_e5().query([text])[0].tolist()
+
+
+def check_dimensions(profile: Profile, dimensions: int) -> None:
+    """Reject a Matryoshka dimension the model cannot give, before anything is embedded."""
+    low, high = profile.min_dimension, profile.dimension
+    if low is None:
+        raise EmbeddingServerError(f"model {profile.name} has no Matryoshka dimensions; drop --dimensions")
+    if dimensions < low or (high is not None and dimensions > high):
+        raise EmbeddingServerError(f"--dimensions must be from {low} to {high} for {profile.name}, not {dimensions}")
+
+
+def probe_server(base_url: str, api_key: str, timeout: float = 5.0) -> dict[str, Any]:
+    """Reach the server quickly: the served model, its context and whether it truncates dimensions itself.
+
+    A server that is down is reported in seconds, not after the long retry schedule of embedding requests.
+    """
+    headers = {"Authorization": f"Bearer {api_key}"}
+    try:
+        response = httpx.get(f"{base_url}/models", headers=headers, timeout=timeout)
+    except httpx.HTTPError as error:
+        raise EmbeddingServerError(f"cannot reach the embedding server at {base_url}: {error}") from error
+    if response.status_code in (401, 403):
+        raise EmbeddingServerError(f"{base_url} refused the API key (HTTP {response.status_code}); set --api-key")
+    if response.status_code != 200:
+        raise EmbeddingServerError(f"{base_url}/models answered HTTP {response.status_code}: {response.text[:200]}")
+    models = response.json().get("data") or []
+    if not models:
+        raise EmbeddingServerError(f"{base_url}/models lists no model")
+    info: dict[str, Any] = {"model": models[0]["id"], "max_model_len": models[0].get("max_model_len")}
+    # /model_info is SGLang's; other servers lack it, and then the client truncates dimensions itself.
+    root = base_url.removesuffix("/v1")
+    try:
+        model_info = httpx.get(f"{root}/model_info", headers=headers, timeout=timeout)
+        if model_info.status_code == 200:
+            info["supports_dimensions"] = bool((model_info.json().get("embedding") or {}).get("supports_dimensions"))
+    except httpx.HTTPError:
+        pass
+    return info
+
+
+def make_embeddings(settings: Settings) -> ServerEmbeddings | PooledEmbeddings | LocalEmbeddings:
+    """The configured provider: the server(s) at ``embeddings_url``, else the embedded default."""
+    urls = settings.embeddings_url
+    if not urls:
+        if settings.dimensions is not None:
+            raise EmbeddingServerError("--dimensions needs a Qwen3-Embedding server; the embedded model is 384 wide")
+        return LocalEmbeddings()
+    members = [ServerEmbeddings.connect(url, settings) for url in urls]
+    return members[0] if len(members) == 1 else PooledEmbeddings(members)

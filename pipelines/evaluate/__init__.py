@@ -1,0 +1,1 @@
+"""Evaluation: BEIR datasets, retrieval metrics, runs, comparisons and reports."""

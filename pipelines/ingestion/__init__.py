@@ -1,0 +1,1 @@
+"""The ingest: plan what changed, read and embed it (the front), write it to the store."""

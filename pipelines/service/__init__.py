@@ -1,0 +1,1 @@
+"""The HTTP service: the retrieval API, its search page and its docs."""

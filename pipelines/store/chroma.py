@@ -1,0 +1,214 @@
+"""The Chroma store: embedded on local disk, or a ``chroma run`` server; the model guard; batched writes.
+
+The collection records which model and dimension built it, so that a query or an ingest with another model fails
+with one clear line instead of Chroma's ``InvalidDimensionException`` (or, worse, silently wrong neighbours).
+
+>>> from pipelines.store.chroma import Store
+>>> store = Store.open(path="/tmp/qwen-rag-doc-store")
+>>> store.collection_names()                                  # doctest: +SKIP
+['default']
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import chromadb
+import numpy as np
+from chromadb.api import ClientAPI
+from chromadb.api.models.Collection import Collection
+from chromadb.config import Settings as ChromaSettings
+
+from pipelines.settings import OnMismatch
+
+#: Keys of the collection metadata that qwen-rag owns.
+_MODEL, _DIMENSION, _STYLE = "qwen_rag_model", "qwen_rag_dimension", "qwen_rag_query_style"
+#: The collection's own query instruction (``ingest --task``), used by queries that name none.
+TASK_KEY = "qwen_rag_task"
+
+
+class StoreError(RuntimeError):
+    """A store problem the user can fix; ``str()`` is one line saying what to do."""
+
+
+@dataclass(frozen=True)
+class IndexSignature:
+    """What a collection's vectors depend on: mixing two of these in one collection ruins search."""
+
+    model: str
+    dimension: int
+    query_style: str
+
+    def as_metadata(self) -> dict[str, str | int]:
+        return {_MODEL: self.model, _DIMENSION: self.dimension, _STYLE: self.query_style}
+
+    @classmethod
+    def from_metadata(cls, metadata: Mapping[str, Any] | None) -> IndexSignature | None:
+        if not metadata or _MODEL not in metadata:
+            return None
+        return cls(str(metadata[_MODEL]), int(metadata[_DIMENSION]), str(metadata.get(_STYLE, "")))
+
+
+class Store:
+    """A Chroma client plus qwen-rag's rules for collections."""
+
+    def __init__(self, client: ClientAPI, *, path: Path | None, url: str | None) -> None:
+        self.client = client
+        self.path = path
+        self.url = url
+
+    @classmethod
+    def open(cls, *, path: Path | str | None = None, url: str | None = None) -> Store:
+        """A persistent store at ``path``, or the Chroma server at ``url`` (``http://host:port``)."""
+        settings = ChromaSettings(anonymized_telemetry=False)
+        if url:
+            parsed = urlparse(url if "://" in url else f"http://{url}")
+            try:
+                client = chromadb.HttpClient(
+                    host=parsed.hostname or "127.0.0.1",
+                    port=parsed.port or 8000,
+                    ssl=parsed.scheme == "https",
+                    settings=settings,
+                )
+                client.heartbeat()
+            except Exception as error:  # chromadb raises several types for a server that is not there
+                raise StoreError(f"cannot reach the Chroma server at {url}: {error}") from error
+            return cls(client, path=None, url=url)
+        if path is None:
+            raise StoreError("no store given: pass a directory (--store) or a Chroma server (--chroma-url)")
+        directory = Path(path)
+        directory.mkdir(parents=True, exist_ok=True)
+        return cls(chromadb.PersistentClient(path=str(directory), settings=settings), path=directory, url=None)
+
+    @property
+    def where(self) -> str:
+        return self.url or str(self.path)
+
+    def collection_names(self) -> list[str]:
+        return sorted(c.name for c in self.client.list_collections())
+
+    def existing(self, name: str) -> Collection | None:
+        if name not in self.collection_names():
+            return None
+        return self.client.get_collection(name)
+
+    def collection(self, name: str, signature: IndexSignature, on_mismatch: OnMismatch) -> Collection:
+        """Open (or create) a collection for ``signature``; refuse or recreate one built otherwise."""
+        found = self.existing(name)
+        if found is not None:
+            recorded = IndexSignature.from_metadata(found.metadata)
+            if recorded is None and found.count() == 0:
+                found.modify(metadata=signature.as_metadata())
+                return found
+            if recorded == signature:
+                return found
+            if on_mismatch is OnMismatch.FAIL:
+                raise StoreError(self.mismatch_message(name, recorded, signature))
+            self.client.delete_collection(name)
+        # get_or_create: two ingests starting at once against a Chroma server must not race on the create.
+        created = self.client.get_or_create_collection(
+            name,
+            metadata=signature.as_metadata(),
+            # Cosine, set through the collection configuration (Chroma's default space is l2).
+            configuration={"hnsw": {"space": "cosine"}},
+            embedding_function=None,
+        )
+        if IndexSignature.from_metadata(created.metadata) != signature:
+            raise StoreError(self.mismatch_message(name, IndexSignature.from_metadata(created.metadata), signature))
+        return created
+
+    def mismatch_message(self, name: str, recorded: IndexSignature | None, wanted: IndexSignature) -> str:
+        built = f"{recorded.model} ({recorded.dimension} dims)" if recorded else "something other than qwen-rag"
+        asked = f"{wanted.model} ({wanted.dimension} dims)" if wanted.dimension else wanted.model
+        return (
+            f"collection '{name}' in {self.where} was built with {built}; you asked for {asked}: "
+            "use another --collection, or ingest with --on-mismatch recreate to rebuild it"
+        )
+
+    def check(self, name: str, signature: IndexSignature) -> Collection:
+        """The collection for querying with ``signature``; a clear error if it is missing or was built otherwise."""
+        found = self.existing(name)
+        if found is None:
+            raise StoreError(f"no collection '{name}' in {self.where}: run `qwen-rag ingest` first")
+        recorded = IndexSignature.from_metadata(found.metadata)
+        if recorded != signature:
+            raise StoreError(self.mismatch_message(name, recorded, signature))
+        return found
+
+    def max_batch(self) -> int:
+        return int(self.client.get_max_batch_size())
+
+    def upsert(
+        self,
+        collection: Collection,
+        ids: Sequence[str],
+        vectors: Sequence[Sequence[float]] | np.ndarray,
+        texts: Sequence[str],
+        metadatas: Sequence[Mapping[str, str | int | float | bool]],
+    ) -> None:
+        """Write in batches below the client's limit (langchain-chroma's ``add_texts`` does not)."""
+        step = self.max_batch()
+        for start in range(0, len(ids), step):
+            end = start + step
+            collection.upsert(
+                ids=list(ids[start:end]),
+                embeddings=np.asarray(vectors[start:end], dtype=np.float32),
+                documents=list(texts[start:end]),
+                metadatas=[dict(m) for m in metadatas[start:end]],
+            )
+
+    def delete(self, collection: Collection, ids: Sequence[str]) -> None:
+        step = self.max_batch()
+        for start in range(0, len(ids), step):
+            collection.delete(ids=list(ids[start : start + step]))
+
+    def metadatas(self, collection: Collection, where: dict[str, Any] | None = None) -> Iterator[tuple[str, dict]]:
+        """Every (id, metadata) of the collection, paged so memory stays bounded on large stores."""
+        step = self.max_batch()
+        offset = 0
+        while True:
+            page = collection.get(where=where, include=["metadatas"], limit=step, offset=offset)
+            ids = page["ids"]
+            metas = page["metadatas"] or [{}] * len(ids)
+            yield from zip(ids, (dict(m or {}) for m in metas), strict=True)
+            if len(ids) < step:
+                return
+            offset += step
+
+    @contextmanager
+    def writer(self) -> Iterator[None]:
+        """One writer per embedded store: a second ingest fails at once instead of hanging (chroma#7040).
+
+        A Chroma server orders concurrent writers itself, so no lock is taken there.
+        """
+        if self.path is None:
+            yield
+            return
+        lock_path = self.path / ".qwen-rag.lock"
+        with open(lock_path, "a+") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.seek(0)
+                holder = handle.read().strip() or "another process"
+                raise StoreError(
+                    f"another ingest ({holder}) is writing to {self.path}; wait for it to finish, "
+                    "or run a Chroma server (--chroma-url) for concurrent writers"
+                ) from None
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"pid {os.getpid()}")
+            handle.flush()
+            try:
+                yield
+            finally:
+                handle.seek(0)
+                handle.truncate()
+                fcntl.flock(handle, fcntl.LOCK_UN)

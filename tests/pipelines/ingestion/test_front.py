@@ -1,0 +1,66 @@
+"""The ingest's front (read, chunk, embed) in threads and in a forked process: same store, no hang, no orphan."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from pipelines.ingestion import front
+from pipelines.ingestion.writer import ingest
+from pipelines.settings import Settings, Workers
+from testbed.embedders import HashEmbedder
+from testbed.sglang import SGLangServer
+from tests.scenarios.test_ingestion_faults import QWEN, Snapshot, write_corpus
+
+
+@pytest.fixture(scope="module")
+def server() -> SGLangServer:
+    with SGLangServer(embedder=HashEmbedder(dim=384), served_model_name=QWEN) as srv:
+        yield srv
+
+
+def settings(server: SGLangServer, store: Path, workers: Workers) -> Settings:
+    return Settings(
+        store=store,
+        embeddings_url=[server.url + "/v1"],
+        chunk_tokens=96,
+        chunk_overlap=8,
+        batch_size=8,
+        workers=workers,
+    )
+
+
+def test_threads_and_a_process_build_the_same_store(tmp_path: Path, server: SGLangServer) -> None:
+    corpus = write_corpus(tmp_path / "corpus", files=20, paragraphs=5, seed=9)
+    reports = {w: ingest([corpus], settings(server, tmp_path / w.value, w)) for w in (Workers.THREADS, Workers.PROCESS)}
+    threads, process = reports[Workers.THREADS], reports[Workers.PROCESS]
+    assert process.chunks_written == threads.chunks_written > 100
+    assert process.embedding_requests == threads.embedding_requests
+    assert process.added == threads.added == 20 and process.problems == threads.problems == []
+    assert Snapshot(tmp_path / "process") == Snapshot(tmp_path / "threads")
+
+
+def test_an_edited_file_reuses_its_stored_vectors_in_a_process(tmp_path: Path, server: SGLangServer) -> None:
+    corpus = write_corpus(tmp_path / "corpus", files=3, paragraphs=8, seed=4)
+    store = tmp_path / "store"
+    ingest([corpus], settings(server, store, Workers.PROCESS))
+    edited = corpus / "doc001.md"
+    edited.write_text(edited.read_text(encoding="utf-8") + "\n\nOne new closing paragraph.", encoding="utf-8")
+    report = ingest([corpus], settings(server, store, Workers.PROCESS))
+    assert report.updated == 1 and report.unchanged == 2
+    assert report.chunks_reused > 0 and report.embedding_requests == 1  # only the new tail is embedded
+
+
+def test_a_reader_process_that_dies_is_reported_not_waited_for(
+    tmp_path: Path, server: SGLangServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    corpus = write_corpus(tmp_path / "corpus", files=2, paragraphs=3)
+    # The child is forked, so it runs the patched function: it dies at once without a word, as if OOM-killed.
+    monkeypatch.setattr(front, "_guarded", lambda *args: os._exit(3))
+    started = time.monotonic()
+    with pytest.raises(RuntimeError, match=r"reader stopped without finishing \(exit code 3\)"):
+        ingest([corpus], settings(server, tmp_path / "store", Workers.PROCESS))
+    assert time.monotonic() - started < 10

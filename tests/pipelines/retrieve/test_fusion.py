@@ -1,0 +1,88 @@
+"""Reciprocal rank fusion: the formula, weights, de-duplication and a deterministic order for ties."""
+
+from __future__ import annotations
+
+import itertools
+import random
+
+import pytest
+
+from pipelines.retrieve.fusion import reciprocal_rank_fusion
+
+
+def ids(fused: list[tuple[str, float]]) -> list[str]:
+    return [doc for doc, _ in fused]
+
+
+def test_scores_follow_the_formula() -> None:
+    fused = dict(reciprocal_rank_fusion([["a", "b", "c"], ["c", "d"]], k=60))
+    assert fused == pytest.approx({"a": 1 / 61, "b": 1 / 62, "c": 1 / 63 + 1 / 61, "d": 1 / 62})
+
+
+def test_an_id_in_both_rankings_beats_one_in_a_single_ranking() -> None:
+    assert ids(reciprocal_rank_fusion([["a", "b", "c"], ["c", "d"]])) == ["c", "a", "b", "d"]
+
+
+def test_weights_scale_each_ranking() -> None:
+    dense, lexical = ["d1", "d2"], ["l1", "l2"]
+    assert ids(reciprocal_rank_fusion([dense, lexical], weights=[1.0, 2.0])) == ["l1", "l2", "d1", "d2"]
+    fused = dict(reciprocal_rank_fusion([dense, lexical], weights=[0.5, 2.0], k=10))
+    assert fused["d1"] == pytest.approx(0.5 / 11) and fused["l2"] == pytest.approx(2.0 / 12)
+
+
+def test_k_controls_how_much_the_top_ranks_dominate() -> None:
+    rankings = [["a", "b", "c", "d"], ["d", "e", "f", "a"]]
+    # "a" (ranks 1 and 4) against "d" (ranks 4 and 1): equal; "b" at rank 2 once loses to both.
+    assert ids(reciprocal_rank_fusion(rankings, k=0))[:2] == ["a", "d"]
+    small_k = dict(reciprocal_rank_fusion(rankings, k=0))
+    assert small_k["a"] == pytest.approx(1 + 1 / 4)
+
+
+def test_an_id_repeated_within_a_ranking_counts_once_at_its_best_rank() -> None:
+    fused = dict(reciprocal_rank_fusion([["a", "b", "a", "a"]], k=60))
+    assert fused == pytest.approx({"a": 1 / 61, "b": 1 / 62})
+
+
+def test_ties_break_by_best_rank_then_by_the_earlier_ranking() -> None:
+    # x and y both have ranks {1, 2}: x reached rank 1 in ranking 0, y in ranking 1.
+    assert ids(reciprocal_rank_fusion([["x", "y"], ["y", "x"]])) == ["x", "y"]
+    assert ids(reciprocal_rank_fusion([["y", "x"], ["x", "y"]])) == ["y", "x"]
+    # A higher score always wins over the tie-break: q (ranks 2, 2) beats p and r (rank 1 once).
+    assert ids(reciprocal_rank_fusion([["p", "q"], ["r", "q"]])) == ["q", "p", "r"]
+
+
+def test_equal_rank_multisets_give_exactly_equal_scores() -> None:
+    # Summed in a different order, 1/61 + 1/62 + 1/63 can differ in the last bit; the fused scores may not.
+    rankings = [["a", "b", "c"], ["c", "a", "b"], ["b", "c", "a"]]  # a and c both at ranks 1, 2 and 3
+    naive_sums = set()
+    for k in range(1, 100):
+        for permutation in itertools.permutations(rankings):
+            fused = dict(reciprocal_rank_fusion(list(permutation), k=k))
+            assert fused["a"] == fused["c"]
+        naive_sums.add(1 / (k + 1) + 1 / (k + 2) + 1 / (k + 3) == 1 / (k + 3) + 1 / (k + 1) + 1 / (k + 2))
+    assert False in naive_sums  # the hazard is real for some k
+
+
+def test_the_order_is_reproducible_for_any_input() -> None:
+    rng = random.Random(5)
+    pool = [f"d{i}" for i in range(30)]
+    for _ in range(50):
+        rankings = [rng.sample(pool, rng.randint(0, 20)) for _ in range(rng.randint(1, 4))]
+        first = reciprocal_rank_fusion(rankings)
+        assert first == reciprocal_rank_fusion([list(r) for r in rankings])
+        assert len(first) == len(set(itertools.chain.from_iterable(rankings)))
+        scores = [score for _, score in first]
+        assert scores == sorted(scores, reverse=True)
+
+
+def test_empty_inputs() -> None:
+    assert reciprocal_rank_fusion([]) == []
+    assert reciprocal_rank_fusion([[], []]) == []
+    assert ids(reciprocal_rank_fusion([[], ["a"]])) == ["a"]
+
+
+def test_bad_arguments_are_refused() -> None:
+    with pytest.raises(ValueError, match="1 weights for 2 rankings"):
+        reciprocal_rank_fusion([["a"], ["b"]], weights=[1.0])
+    with pytest.raises(ValueError, match="k must be"):
+        reciprocal_rank_fusion([["a"]], k=-1)
