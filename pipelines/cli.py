@@ -236,8 +236,7 @@ def doctor(as_json: bool, **options: Any) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 def stats(as_json: bool, **options: Any) -> None:
     """Collections in the store with their chunk counts, model and dimension."""
-    from pipelines.ingestion.writer import open_store
-    from pipelines.store.chroma import IndexSignature
+    from pipelines.store.chroma import IndexSignature, open_store
 
     store = open_store(make_settings(options))
     rows = []

@@ -18,9 +18,7 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-#: Qwen3-Embedding's default retrieval task (sglang-protocol.md §4.1); instructions are written in English
-#: even for Chinese corpora, as the model card advises.
-DEFAULT_TASK = "Given a web search query, retrieve relevant passages that answer the query"
+from loaders.options import OcrMode
 
 
 class OnMismatch(StrEnum):
@@ -78,7 +76,11 @@ class Settings(BaseSettings):
         None, description="Model name sent to the server; default: the one /v1/models reports."
     )
     api_key: SecretStr = Field(SecretStr("EMPTY"), description="API key of the embedding server.")
-    task: str = Field(DEFAULT_TASK, description="Query instruction task for instruction-aware models (Qwen3).")
+    task: str | None = Field(
+        None,
+        description="Query instruction task for instruction-aware models (Qwen3); default: the task the collection "
+        "was ingested with (ingest --task), else the model's own default.",
+    )
     dimensions: int | None = Field(None, ge=1, description="Matryoshka output dimension (Qwen3: 32 to width).")
     batch_size: int = Field(32, ge=1, le=2048, description="Texts per embedding request.")
     concurrency: int = Field(4, ge=1, le=64, description="Embedding requests in flight.")
@@ -98,6 +100,13 @@ class Settings(BaseSettings):
     )
     exclude: Annotated[list[str], NoDecode] = Field(default_factory=list, description="Glob patterns of files to skip.")
     pdf_password: SecretStr | None = Field(None, description="Password for encrypted PDFs.")
+    ocr: OcrMode = Field(
+        OcrMode.AUTO,
+        description="Recognise text in images and scanned PDF pages: auto (pages without text), always, never.",
+    )
+    file_timeout: float = Field(
+        600.0, gt=0, description="Seconds one file may take to parse before it is skipped and reported."
+    )
 
     # retrieval
     k: int = Field(4, ge=1, le=1000, description="Number of passages to return.")

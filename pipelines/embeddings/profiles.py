@@ -16,6 +16,10 @@ import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+#: Qwen3-Embedding's default retrieval task, and Qwen3-Reranker's (docs/sglang.md); instructions are written in
+#: English even for Chinese corpora, as the model card advises.
+DEFAULT_TASK = "Given a web search query, retrieve relevant passages that answer the query"
+
 
 class QueryStyle(StrEnum):
     """How a model distinguishes a query from a document."""

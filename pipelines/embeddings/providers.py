@@ -29,7 +29,7 @@ from langchain_openai import OpenAIEmbeddings
 from pydantic import ConfigDict, PrivateAttr
 
 from pipelines.embeddings.e5 import fast_e5
-from pipelines.embeddings.profiles import E5_SMALL, Profile, profile_for
+from pipelines.embeddings.profiles import DEFAULT_TASK, E5_SMALL, Profile, profile_for
 from pipelines.settings import Settings
 
 
@@ -106,7 +106,7 @@ class ServerEmbeddings(OpenAIEmbeddings):
             max_retries=settings.max_retries,
             dimensions=dimensions,
             profile=profile,
-            task=settings.task,
+            task=settings.task or DEFAULT_TASK,
             truncate_to=truncate_to,
         )
 

@@ -28,9 +28,10 @@ from pipelines.embeddings.e5.cache import cache_root
 from pipelines.embeddings.providers import make_embeddings
 from pipelines.evaluate.beir import BeirDataset, load_beir
 from pipelines.evaluate.metrics import evaluate_run
-from pipelines.ingestion.writer import IngestReport, ingest, open_store
+from pipelines.ingestion.writer import IngestReport, ingest
 from pipelines.retrieve.retriever import build_retriever
 from pipelines.settings import Mode, Settings
+from pipelines.store.chroma import open_store
 from pipelines.store.records import SOURCE
 
 #: Documents ranked per query: Recall@100 needs 100 distinct documents.

@@ -34,7 +34,7 @@ from pipelines.embeddings.providers import EmbeddingServerError, make_embeddings
 from pipelines.ingestion.front import Chunk, Front, Job, Running, embed_batch
 from pipelines.retrieve.lexical_sync import index_dir, sync_bm25
 from pipelines.settings import Settings, Workers
-from pipelines.store.chroma import TASK_KEY, IndexSignature, Store
+from pipelines.store.chroma import TASK_KEY, IndexSignature, Store, open_store
 from pipelines.store.records import POSITION, SOURCE, TOTAL, FileRecord, read_records
 
 #: Chunks per Chroma write. An embedded-store upsert costs about 60 ms however small it is, so few large writes
@@ -144,7 +144,7 @@ class Ingest:
             collection = self.store.collection(
                 self.settings.collection, self.signature(full=full), self.settings.on_mismatch
             )
-            if "task" in self.settings.model_fields_set:
+            if self.settings.task is not None:
                 # The collection remembers its query instruction, so every later query uses it by default.
                 collection.modify(metadata={**(collection.metadata or {}), TASK_KEY: self.settings.task})
             records = read_records(self.store, collection, (str(r) for r in roots))
@@ -390,10 +390,6 @@ def _problem(chunk: Chunk, cause: str) -> Problem:
         f"chunk {chunk.metadata.get(POSITION)}: {cause}",
         page if isinstance(page, int) else None,
     )
-
-
-def open_store(settings: Settings) -> Store:
-    return Store.open(path=settings.store, url=settings.chroma_url)
 
 
 def ingest(

@@ -29,11 +29,12 @@ from langchain_core.callbacks import Callbacks
 from langchain_core.documents import BaseDocumentCompressor, Document
 from pydantic import Field, PrivateAttr, SecretStr
 
+from pipelines.embeddings.profiles import DEFAULT_TASK
+
 if TYPE_CHECKING:
     from sentence_transformers import CrossEncoder
 
 __all__ = [
-    "WEB_SEARCH_INSTRUCTION",
     "AutoReranker",
     "CrossEncoderReranker",
     "RerankAPIReranker",
@@ -46,8 +47,6 @@ __all__ = [
 
 logger = logging.getLogger("pipelines.retrieve.rerank")
 
-WEB_SEARCH_INSTRUCTION = "Given a web search query, retrieve relevant passages that answer the query"
-"""Qwen3-Reranker's default task, as in Qwen's README (no trailing period; SGLang's template adds one)."""
 
 Ranking = list[tuple[int, float]]
 """``(index into the documents sent, score)``, best first."""
@@ -191,7 +190,8 @@ class SGLangReranker(_HTTPReranker):
     >>> reranker.compress_documents(docs, "what is BM25?")            # doctest: +SKIP
     """
 
-    instruction: str = Field(WEB_SEARCH_INSTRUCTION, description="The reranker's task, sent as ``instruct``.")
+    # Qwen3-Reranker's default task is the embedding model's (no trailing period: SGLang's template adds one).
+    instruction: str = Field(DEFAULT_TASK, description="The reranker's task, sent as ``instruct``.")
 
     _path: ClassVar[str] = "/v1/rerank"
 
@@ -235,7 +235,7 @@ class AutoReranker(_HTTPReranker):
     >>> reranker = AutoReranker("http://127.0.0.1:30000", top_n=3)
     """
 
-    instruction: str = Field(WEB_SEARCH_INSTRUCTION, description="Sent as ``instruct`` if the server is SGLang.")
+    instruction: str = Field(DEFAULT_TASK, description="Sent as ``instruct`` if the server is SGLang.")
 
     _path: ClassVar[str] = "/v1/rerank"
     _found: _HTTPReranker | None = PrivateAttr(None)

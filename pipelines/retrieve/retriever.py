@@ -24,13 +24,12 @@ from langchain_core.vectorstores.utils import maximal_marginal_relevance
 from pydantic import ConfigDict, PrivateAttr, model_validator
 
 from pipelines.embeddings.providers import ServerEmbeddings, make_embeddings
-from pipelines.ingestion.writer import open_store
 from pipelines.retrieve.fusion import reciprocal_rank_fusion
 from pipelines.retrieve.lexical import BM25Index
 from pipelines.retrieve.lexical_sync import sync_bm25
 from pipelines.retrieve.rerank import make_reranker
 from pipelines.settings import Mode, Settings
-from pipelines.store.chroma import TASK_KEY, IndexSignature, Store, StoreError
+from pipelines.store.chroma import TASK_KEY, IndexSignature, Store, StoreError, open_store
 from pipelines.store.records import SOURCE
 
 #: (store, collection) -> (chunk count when loaded, BM25 index).
@@ -235,8 +234,8 @@ def build_retriever(
     if recorded is None or recorded.model != model or settings.dimensions not in (None, recorded.dimension):
         wanted = IndexSignature(model, settings.dimensions or 0, "")
         raise StoreError(store.mismatch_message(settings.collection, recorded, wanted))
-    task = (found.metadata or {}).get(TASK_KEY)
-    if task and "task" not in settings.model_fields_set and isinstance(embeddings, ServerEmbeddings):
+    task = settings.task or (found.metadata or {}).get(TASK_KEY)
+    if task and isinstance(embeddings, ServerEmbeddings):
         embeddings = embeddings.model_copy(update={"task": str(task)})
     reranker = (
         make_reranker(settings.rerank_url, settings.rerank_model, top_n=settings.k) if settings.rerank_url else None

@@ -41,11 +41,10 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from pipelines.embeddings.providers import EmbeddingServerError, make_embeddings
-from pipelines.ingestion.writer import open_store
 from pipelines.retrieve.rerank import Reranker, make_reranker
 from pipelines.retrieve.retriever import build_retriever
 from pipelines.settings import Mode, Settings
-from pipelines.store.chroma import Store, StoreError
+from pipelines.store.chroma import Store, StoreError, open_store
 
 logger = logging.getLogger("pipelines.service.app")
 

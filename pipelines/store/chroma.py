@@ -26,12 +26,17 @@ from chromadb.api import ClientAPI
 from chromadb.api.models.Collection import Collection
 from chromadb.config import Settings as ChromaSettings
 
-from pipelines.settings import OnMismatch
+from pipelines.settings import OnMismatch, Settings
 
 #: Keys of the collection metadata that qwen-rag owns.
 _MODEL, _DIMENSION, _STYLE = "qwen_rag_model", "qwen_rag_dimension", "qwen_rag_query_style"
 #: The collection's own query instruction (``ingest --task``), used by queries that name none.
 TASK_KEY = "qwen_rag_task"
+
+
+def open_store(settings: Settings) -> Store:
+    """The store the settings name: the Chroma server at ``chroma_url``, else the directory ``store``."""
+    return Store.open(path=settings.store, url=settings.chroma_url)
 
 
 class StoreError(RuntimeError):

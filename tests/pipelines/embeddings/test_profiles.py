@@ -1,7 +1,6 @@
 import pytest
 
-from pipelines.embeddings.profiles import E5_SMALL, QueryStyle, profile_for
-from pipelines.settings import DEFAULT_TASK
+from pipelines.embeddings.profiles import DEFAULT_TASK, E5_SMALL, QueryStyle, profile_for
 
 
 @pytest.mark.parametrize(

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from langchain_core.documents import Document
 
+from pipelines.embeddings.profiles import DEFAULT_TASK
 from pipelines.retrieve.rerank import (
-    WEB_SEARCH_INSTRUCTION,
     AutoReranker,
     CrossEncoderReranker,
     RerankAPIReranker,
@@ -79,11 +79,11 @@ def test_sglang_request_is_exactly_the_protocol(sglang: SGLangServer) -> None:
     assert request.json == {
         "query": "what is bravo?",
         "documents": ["alpha", "bravo", "charlie"],
-        "instruct": WEB_SEARCH_INSTRUCTION,
+        "instruct": DEFAULT_TASK,
         "top_n": 2,
         "return_documents": False,
     }
-    assert sglang.rerank_instructs == [WEB_SEARCH_INSTRUCTION]
+    assert sglang.rerank_instructs == [DEFAULT_TASK]
 
 
 def test_sglang_custom_instruction_model_and_key(tmp_path: Path) -> None:
@@ -217,7 +217,7 @@ def test_auto_detects_sglang_and_keeps_its_schema(sglang: SGLangServer) -> None:
         assert texts(reranker.compress_documents(docs("alpha", "bravo", "delta"), "q")) == ["bravo", "delta"]
         assert reranker.kind is RerankKind.SGLANG
     assert [r.path for r in sglang.requests] == ["/v1/rerank", "/v1/rerank"]
-    assert sglang.rerank_instructs == [WEB_SEARCH_INSTRUCTION, WEB_SEARCH_INSTRUCTION]
+    assert sglang.rerank_instructs == [DEFAULT_TASK, DEFAULT_TASK]
 
 
 def test_auto_detects_the_rerank_api_and_then_speaks_it(rerank_api: RerankServer) -> None:

@@ -17,10 +17,10 @@ import uvicorn
 from fastapi.testclient import TestClient
 
 from pipelines.embeddings.providers import LocalEmbeddings
-from pipelines.ingestion.writer import ingest, open_store
+from pipelines.ingestion.writer import ingest
 from pipelines.service.app import create_app, serve, serve_in_background
 from pipelines.settings import OnMismatch, Settings
-from pipelines.store.chroma import IndexSignature
+from pipelines.store.chroma import IndexSignature, open_store
 from testbed.rerank import RerankServer
 from tests.conftest import REPO, SAMPLES
 
