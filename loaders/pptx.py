@@ -1,0 +1,195 @@
+"""PowerPoint (.pptx): each slide's text in reading order, its tables as their own Documents, its speaker notes
+last; read with python-pptx.
+
+Why not langchain-community's ``UnstructuredPowerPointLoader``: it needs the ``unstructured`` package and its
+dependencies, and in its default mode it returns the whole file as one Document, so no chunk knows its slide.
+
+How a slide is read, and why:
+
+- Shapes in reading order: the title first, then by position (top, then left); a group's shapes take the
+  group's place, in their own reading order. Text frames give one line per paragraph and line break.
+- Tables: `loaders.tables.table_document`, first row as the header; a merged cell's value fills every grid
+  position it covers (python-pptx leaves the covered cells empty).
+- Speaker notes close the slide's text, after "Notes: ".
+- Left out: the slide number, date and footer placeholders (the same on every slide), charts, SmartArt and
+  pictures, and the layouts' and masters' text.
+
+A slide gives one or more Documents, with ``page`` (the slide's number, from 1), ``title`` (when the slide has
+a title), and ``start_index``: the offset in the slide's rendered text (its Documents' texts joined by blank
+lines). A slide that cannot be read is handed to ``options.on_page_error`` (default: a warning on
+"loaders.pptx") and the other slides are read. python-pptx parses every XML part when it opens the file, so
+malformed XML anywhere fails the whole file ("corrupt PowerPoint file").
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from langchain_core.document_loaders import BaseLoader
+from langchain_core.documents import Document
+from pptx import Presentation
+from pptx.enum.shapes import PP_PLACEHOLDER
+from pptx.presentation import Presentation as PresentationObject
+from pptx.shapes.base import BaseShape
+from pptx.shapes.group import GroupShape
+from pptx.slide import Slide
+from pptx.table import Table
+
+from loaders.archive import open_zip
+from loaders.errors import LoadError, one_line
+from loaders.options import ReadOptions
+from loaders.tables import table_document
+
+logger = logging.getLogger("loaders.pptx")
+
+NOTES_PREFIX = "Notes: "
+SEPARATOR = "\n\n"  # between two Documents of a slide in the rendered text that ``start_index`` counts in
+
+_CONTENT_TYPES = "[Content_Types].xml"  # the first part of every Office file
+_BOILERPLATE = frozenset({PP_PLACEHOLDER.SLIDE_NUMBER, PP_PLACEHOLDER.DATE, PP_PLACEHOLDER.FOOTER})
+_REASON_CHARS = 160
+
+_Block = str | list[list[str]]  # text lines, or a table's rows (the first is the header)
+
+
+class PptxFileLoader(BaseLoader):
+    """A .pptx file as Documents per slide (``page``, ``title``, ``start_index``); tables apart, notes last.
+
+    Raises `LoadError` for encrypted, legacy, corrupt files and for files without text on any slide.
+
+    Usage::
+
+        for doc in PptxFileLoader(Path("deck.pptx"), ReadOptions()).lazy_load():
+            print(doc.metadata["page"], doc.metadata.get("title"), doc.page_content[:60])
+    """
+
+    def __init__(self, path: Path, options: ReadOptions) -> None:
+        self.path = path
+        self.on_page_error = options.on_page_error or self._log_page_error
+
+    def lazy_load(self) -> Iterator[Document]:
+        slides = self._slides()
+        failed: LoadError | None = None
+        found = False
+        for number, slide in enumerate(slides, start=1):
+            try:
+                docs = _slide_documents(slide, number)
+            except Exception as err:  # one broken slide (a bad shape, a bad table) must not cost the others
+                failed = LoadError(f"unreadable slide: {_reason(err)}", page=number)
+                self.on_page_error(failed)
+                continue
+            found = found or bool(docs)
+            yield from docs
+        if not found:
+            if failed is not None:
+                raise LoadError(f"no slide could be read ({failed.cause} on slide {failed.page})")
+            raise LoadError("no text in the PowerPoint file")
+
+    def _slides(self) -> list[Slide]:
+        with open_zip(self.path, "PowerPoint") as archive:  # refuses encrypted, legacy, corrupt and bomb files first
+            if _CONTENT_TYPES not in archive.namelist():
+                raise LoadError("not a PowerPoint file: a zip archive without a presentation in it")
+        try:
+            presentation: PresentationObject = Presentation(str(self.path))
+            return list(presentation.slides)
+        except (LoadError, OSError):
+            raise
+        except ValueError as err:
+            raise LoadError(_wrong_kind(str(err)) or f"corrupt PowerPoint file: {_reason(err)}") from err
+        except Exception as err:  # python-pptx, lxml and zipfile raise many types on damaged files
+            raise LoadError(f"corrupt PowerPoint file: {_reason(err)}") from err
+
+    def _log_page_error(self, error: LoadError) -> None:
+        logger.warning("%s: slide %s skipped: %s", self.path, error.page, error)
+
+
+def _slide_documents(slide: Slide, number: int) -> list[Document]:
+    """The Documents of one slide: runs of text between its tables, the notes closing the last run."""
+    title_shape = slide.shapes.title
+    title = " ".join(title_shape.text_frame.text.split()) if title_shape is not None else ""
+    metadata: dict[str, str | int] = {"page": number} | ({"title": title} if title else {})
+    blocks = [_block(shape) for shape in _reading_order(slide.shapes, title_shape)]
+    blocks.append(_notes(slide))
+    docs: list[Document] = []
+    lines: list[str] = []
+    for block in blocks:
+        if isinstance(block, str):
+            lines.extend(block.splitlines())
+        elif block:
+            docs.extend(_text_document(lines, metadata))
+            lines = []
+            docs.append(table_document(block[0], block[1:], metadata))
+    docs.extend(_text_document(lines, metadata))
+    offset = 0
+    for doc in docs:
+        doc.metadata["start_index"] = offset
+        offset += len(doc.page_content) + len(SEPARATOR)
+    return docs
+
+
+def _text_document(lines: list[str], metadata: dict[str, str | int]) -> list[Document]:
+    return [Document(page_content="\n".join(lines), metadata=dict(metadata))] if lines else []
+
+
+def _reading_order(shapes: Iterable[BaseShape], title: BaseShape | None) -> Iterator[BaseShape]:
+    """The shapes to read, title first, then top to bottom and left to right; groups expanded in place."""
+    title_id = title.shape_id if title is not None else None
+    ordered = sorted(shapes, key=lambda shape: (shape.shape_id != title_id, shape.top or 0, shape.left or 0))
+    for shape in ordered:
+        if isinstance(shape, GroupShape):
+            yield from _reading_order(shape.shapes, None)
+        elif not (shape.is_placeholder and shape.placeholder_format.type in _BOILERPLATE):
+            yield shape
+
+
+def _block(shape: BaseShape) -> _Block:
+    if shape.has_table:
+        return _table_rows(shape.table)
+    if shape.has_text_frame:
+        return _lines(shape.text_frame.text)
+    return ""
+
+
+def _lines(text: str) -> str:
+    """One line per paragraph and line break (python-pptx writes a break as a vertical tab), spaces collapsed."""
+    lines = (" ".join(line.split()) for line in text.replace("\v", "\n").split("\n"))
+    return "\n".join(line for line in lines if line)
+
+
+def _table_rows(table: Table) -> list[list[str]]:
+    """The table's non-empty rows, each cell's text at every grid position its merge covers."""
+    grid = [[" ".join(cell.text.split()) for cell in row.cells] for row in table.rows]
+    for r, row in enumerate(table.rows):
+        for c, cell in enumerate(row.cells):
+            if not cell.is_merge_origin:
+                continue
+            for covered in grid[r : r + cell.span_height]:
+                covered[c : c + cell.span_width] = [grid[r][c]] * len(covered[c : c + cell.span_width])
+    return [row for row in grid if any(row)]
+
+
+def _notes(slide: Slide) -> str:
+    if not slide.has_notes_slide:  # asking for ``notes_slide`` would create one
+        return ""
+    frame = slide.notes_slide.notes_text_frame
+    text = _lines(frame.text) if frame is not None else ""
+    return NOTES_PREFIX + text if text else ""
+
+
+def _wrong_kind(message: str) -> str | None:
+    """The cause for a zip renamed .pptx, from python-pptx's "not a PowerPoint file, content type is ..." message."""
+    if "not a PowerPoint file" not in message:
+        return None
+    if "presentationml" in message:  # a template (.potx) or a slide show (.ppsx): python-pptx opens neither
+        return "a PowerPoint template or slide show: save it as a .pptx presentation"
+    for marker, kind in (("spreadsheetml", "an Excel workbook"), ("wordprocessingml", "a Word document")):
+        if marker in message:
+            return f"not a PowerPoint file: it holds {kind}"
+    return "not a PowerPoint file: it holds another kind of Office document"
+
+
+def _reason(err: Exception) -> str:
+    text = one_line(str(err)) or type(err).__name__
+    return text if len(text) <= _REASON_CHARS else text[: _REASON_CHARS - 1] + "…"
