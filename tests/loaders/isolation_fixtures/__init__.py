@@ -1,0 +1,1 @@
+"""Helpers for tests/loaders/test_isolation.py, importable by worker processes."""
