@@ -7,16 +7,32 @@ half of the budget: code structure (for documents with ``metadata["language"]``)
 ``overlap_tokens`` of each chunk's tail, from a boundary, starts the next one; it gives way where the next sentence
 would not fit beside it, as a sentence that fits a chunk is never cut.
 
+Tables (Documents with ``metadata["table_header"]``, written by :mod:`loaders.tables`) are kept whole: one chunk if
+the table fits, else pieces of whole rows, each starting with the header lines again, as even as their number
+allows. A row too long to go with the header is cut by the rules above into parts that each do; a header too long
+to leave room for any row sends the whole table to those rules. Table pieces never overlap (that would repeat
+rows), ``table_header`` is not copied into the chunks, and with ``row_start`` in the metadata each piece gets
+``row_start`` and ``row_end`` of the rows it holds. A piece's ``start_index`` locates its own text, after the
+repeated header: its first row (or part of a row); the first piece starts with the header itself, at 0.
+
 >>> from langchain_core.documents import Document
 >>> from loaders.tokens import qwen_tokenizer
 >>> chunker = Chunker(qwen_tokenizer(), ChunkSpec(chunk_tokens=12, overlap_tokens=6))
 >>> [c.page_content for c in chunker.split(Document("第一句话很短。第二句话也不长。第三句话在这里结束。"))]
 ['第一句话很短。第二句话也不长。', '第二句话也不长。第三句话在这里结束。']
+>>> from loaders.tables import table_document
+>>> rows = [["北京", "2185万"], ["上海", "2487万"], ["广州", "1883万"]]
+>>> table = table_document(["城市", "人口"], rows, {"row_start": 2})
+>>> for chunk in Chunker(qwen_tokenizer(), ChunkSpec(chunk_tokens=40, overlap_tokens=8)).split(table):
+...     print(chunk.metadata["row_start"], chunk.metadata["row_end"], chunk.page_content.splitlines())
+2 3 ['| 城市 | 人口 |', '| --- | --- |', '| 北京 | 2185万 |', '| 上海 | 2487万 |']
+4 4 ['| 城市 | 人口 |', '| --- | --- |', '| 广州 | 1883万 |']
 """
 
 from __future__ import annotations
 
 import re
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import cache
@@ -25,6 +41,7 @@ from itertools import pairwise
 from langchain_core.documents import Document
 from langchain_text_splitters import Language, RecursiveCharacterTextSplitter
 
+from loaders.tables import TABLE_HEADER
 from loaders.tokens import TokenCounter
 
 
@@ -118,6 +135,16 @@ class _Piece:
     hard: bool = False  # cut out of a run with no separator, between two characters
 
 
+@dataclass(frozen=True, slots=True)
+class _TablePart:
+    """A chunk of a table: ``text[start:end]``, after the header lines and a newline if ``headed``."""
+
+    start: int
+    end: int
+    tokens: int
+    headed: bool = False
+
+
 class Chunker:
     """Splits Documents into chunks that fit the embedding model, cut at the strongest boundary available.
 
@@ -146,6 +173,8 @@ class Chunker:
 
     def split(self, doc: Document) -> list[Document]:
         """The chunks of one Document, in order."""
+        if TABLE_HEADER in doc.metadata:
+            return self._split_table(doc)
         text = doc.page_content
         base = int(doc.metadata.get("start_index") or 0)
         chunks = []
@@ -158,6 +187,91 @@ class Chunker:
         """The chunks of each Document in turn, lazily."""
         for doc in docs:
             yield from self.split(doc)
+
+    # -- tables: whole rows under a repeated header ----------------------------------------------------------
+
+    def _split_table(self, doc: Document) -> list[Document]:
+        text, header = doc.page_content, str(doc.metadata[TABLE_HEADER])
+        metadata = {key: value for key, value in doc.metadata.items() if key != TABLE_HEADER}
+        rows = _row_spans(text, header)
+        if rows is None:  # not laid out as loaders.tables writes tables: plain text
+            return self.split(Document(page_content=text, metadata=metadata))
+        parts = self._table_parts(text, header, rows)
+        if parts is None:  # the header leaves no room for rows
+            parts = [_TablePart(*span) for span in self._prose(text, 0, len(text), self._budget)]
+        base = int(doc.metadata.get("start_index") or 0)
+        first_row = metadata.get("row_start")
+        starts, ends = [s for s, _, _ in rows], [e for _, e, _ in rows]
+        chunks = []
+        for part in parts:
+            content = text[part.start : part.end]
+            meta = {**metadata, "start_index": base + part.start, "tokens": part.tokens + self.counter.special_tokens}
+            if isinstance(first_row, int):
+                # The rows the part holds, even in part: the ones its span meets.
+                first, last = bisect_right(ends, part.start), bisect_left(starts, part.end) - 1
+                if first <= last:
+                    meta.update(row_start=first_row + rows[first][2], row_end=first_row + rows[last][2])
+                else:  # only header text (a header too long for one chunk): no row to name
+                    meta.pop("row_start")
+                    meta.pop("row_end", None)
+            chunks.append(Document(page_content=header + "\n" + content if part.headed else content, metadata=meta))
+        return chunks
+
+    def _table_parts(self, text: str, header: str, rows: list[tuple[int, int, int]]) -> list[_TablePart] | None:
+        """The whole table if it fits, else runs of whole rows under the header, and parts of rows too long for
+        that; None if the header leaves no room for any row."""
+        whole = _trim(text, 0, len(text))
+        assert whole is not None  # the text starts with a header that is not blank (_row_spans)
+        tokens = self.counter.count(text[whole[0] : whole[1]])
+        if tokens <= self._budget:
+            return [_TablePart(*whole, tokens)]
+        head = self.counter.count(header + "\n")
+        if not rows or head >= self._budget:
+            return None
+        # A row's cost with its newline: the pre-tokenizer ends a token at the newline after the closing "|", so
+        # costs add up across rows; each piece is counted once more below all the same, for the cap.
+        costs = self.counter.count_many([text[s:e] + "\n" for s, e, _ in rows])
+        room = self._budget - head
+        parts: list[_TablePart] = []
+        todo = _runs(costs, room)[::-1]  # row ranges [i, j) not yet in a part, the next one last
+        while todo:
+            i, j = todo.pop()
+            start, end = rows[i][0], rows[j - 1][1]
+            tokens = self.counter.count(header + "\n" + text[start:end])
+            if tokens <= self._budget:
+                parts.append(_TablePart(start, end, tokens, headed=True))
+            elif j - i > 1:  # the costs did not add up after all: the last row goes on to the next run of rows
+                following = todo.pop() if todo and costs[j] <= room else (j, j)  # (not to a row cut in parts)
+                todo += [(j - 1, following[1]), (i, j - 1)]
+            elif (long := self._row_parts(text, header, head, rows[i][:2])) is not None:
+                parts += long
+            else:
+                return None
+        if parts[0].start == len(header) + 1:  # the header and first row are the text's own start: say so
+            parts[0] = _TablePart(0, parts[0].end, parts[0].tokens)
+        return parts
+
+    def _row_parts(self, text: str, header: str, head: int, row: tuple[int, int]) -> list[_TablePart] | None:
+        """A row too long to go whole with the header (``head`` tokens), cut by the prose rules into parts that
+        each go with it; None if one of its characters alone needs more room than the header leaves."""
+        room = self._budget - head
+        while room >= 1:
+            try:
+                spans = self._prose(text, *row, room)
+            except ValueError:  # a character needs more than ``room`` tokens
+                return None
+            counts = self.counter.count_many([header + "\n" + text[s:e] for s, e, _ in spans])
+            excess = max(counts) - self._budget
+            if excess <= 0:
+                return [_TablePart(s, e, n, headed=True) for (s, e, _), n in zip(spans, counts, strict=True)]
+            room -= excess  # a part did not add up with the header: cut all of them smaller
+        return None
+
+    def _prose(self, text: str, start: int, end: int, budget: int) -> list[tuple[int, int, int]]:
+        """``(start, end, content tokens)`` of the prose chunks of ``text[start:end]`` of at most ``budget`` tokens,
+        without overlap: table pieces never repeat each other's text."""
+        spec = ChunkSpec(budget + self.counter.special_tokens, 0, self.spec.max_tokens)
+        return [(start + s, start + e, n) for s, e, n in Chunker(self.counter, spec)._spans(text[start:end], _PROSE)]
 
     # -- pieces: the text cut only as finely as the budget needs ---------------------------------------------
 
@@ -330,6 +444,54 @@ class Chunker:
             else:
                 too_long = mid
         return [_Piece(fits, piece.end, tokens, piece.level)] if fits < piece.end else []
+
+
+def _row_spans(text: str, header: str) -> list[tuple[int, int, int]] | None:
+    """``(start, end, number)`` of each row of a table Document's text, trimmed; None unless the text is its header
+    lines, then rows on lines of their own. Row i is the i-th line after the header (a blank line is a row with
+    nothing to chunk, left out but counted)."""
+    rest = text[len(header) : len(header) + 1]
+    if not header.strip() or not text.startswith(header) or rest not in ("", "\n"):
+        return None
+    spans = []
+    pos = len(header) + 1
+    for number, line in enumerate(text[pos:].split("\n")):
+        if span := _trim(text, pos, pos + len(line)):
+            spans.append((*span, number))
+        pos += len(line) + 1
+    return spans
+
+
+def _runs(costs: list[int], room: int) -> list[tuple[int, int]]:
+    """Consecutive rows ``[i, j)`` per piece, by their ``costs``: as few pieces as filling each up to ``room``
+    gives, made as even as that many allow (the smallest cap that needs no more pieces). A row costing more
+    than ``room`` is a piece alone."""
+    fitting = [cost for cost in costs if cost <= room]
+    if not fitting:
+        return _pack(costs, room)
+    pieces = len(_pack(costs, room))
+    low, high = max(fitting), room
+    while low < high:  # fewer pieces as the cap grows: bisect for the smallest cap that still gives ``pieces``
+        mid = (low + high) // 2
+        if len(_pack(costs, mid)) <= pieces:
+            high = mid
+        else:
+            low = mid + 1
+    return _pack(costs, low)
+
+
+def _pack(costs: list[int], cap: int) -> list[tuple[int, int]]:
+    """Rows packed in order into runs of at most ``cap`` (a row above it alone in its run)."""
+    runs: list[tuple[int, int]] = []
+    start, total = 0, 0
+    for k, cost in enumerate(costs):
+        if k > start and total + cost > cap:
+            runs.append((start, k))
+            start, total = k, 0
+        total += cost
+    if costs:
+        runs.append((start, len(costs)))
+    return runs
 
 
 def _trim(text: str, start: int, end: int) -> tuple[int, int] | None:
