@@ -14,55 +14,10 @@ from pathlib import Path
 from langchain_core.document_loaders import BaseLoader
 from langchain_core.documents import Document
 
+from loaders.languages import LANGUAGES
 from loaders.text import BLOCK_SIZE, TextFileLoader
 
-#: Extension (lower case, with the dot) -> the `langchain_text_splitters.Language` value (kept as plain strings: the
-#: registry imports this table, and importing the text splitters costs a second). ``None``: code that `Language` has no
-#: entry for (shell,
-#: SQL); such Documents carry no ``language`` and get the chunker's generic separators.
-LANGUAGES: dict[str, str | None] = {
-    ".py": "python",
-    ".pyi": "python",
-    ".js": "js",
-    ".mjs": "js",
-    ".cjs": "js",
-    ".jsx": "js",
-    ".ts": "ts",
-    ".mts": "ts",
-    ".tsx": "ts",
-    ".java": "java",
-    ".kt": "kotlin",
-    ".kts": "kotlin",
-    ".scala": "scala",
-    ".go": "go",
-    ".rs": "rust",
-    ".c": "c",
-    ".h": "c",
-    ".cpp": "cpp",
-    ".cc": "cpp",
-    ".cxx": "cpp",
-    ".hpp": "cpp",
-    ".hh": "cpp",
-    ".cs": "csharp",
-    ".rb": "ruby",
-    ".php": "php",
-    ".swift": "swift",
-    ".lua": "lua",
-    ".pl": "perl",
-    ".pm": "perl",
-    ".r": "r",
-    ".hs": "haskell",
-    ".ex": "elixir",
-    ".exs": "elixir",
-    ".sol": "sol",
-    ".proto": "proto",
-    ".ps1": "powershell",
-    ".tex": "latex",
-    ".sh": None,
-    ".bash": None,
-    ".zsh": None,
-    ".sql": None,
-}
+__all__ = ["LANGUAGES", "CodeFileLoader"]
 
 
 class CodeFileLoader(BaseLoader):

@@ -17,17 +17,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from langchain_core.document_loaders import BaseLoader
-from langchain_core.documents import Document
-
-from loaders.code import LANGUAGES
 from loaders.errors import LoadError, os_cause
+from loaders.languages import LANGUAGES
 from loaders.options import OcrMode, PageErrorHandler, ReadOptions
 
-if TYPE_CHECKING:  # walk imports this module for SUPPORTED_EXTENSIONS
+if TYPE_CHECKING:  # walk imports this module for SUPPORTED_EXTENSIONS; LangChain's import is not needed to run
+    from langchain_core.document_loaders import BaseLoader
+    from langchain_core.documents import Document
+
     from loaders.walk import SourceFile
 
-Opener = Callable[[Path, ReadOptions], BaseLoader]
+Opener = Callable[[Path, ReadOptions], "BaseLoader"]
 
 
 @dataclass(frozen=True)
