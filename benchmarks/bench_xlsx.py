@@ -1,0 +1,148 @@
+"""Reading a 200,000-row workbook: rows per second, Documents and chunks, and the reader's peak memory.
+
+The workbook (one sheet, 8 columns: order number, date, customer, product, quantity, price, amount, note; Chinese
+and English text) is generated once with openpyxl's write-only mode and cached under ``$QWEN_RAG_CACHE_DIR/bench``
+(else ``$XDG_CACHE_HOME/qwen-rag/bench``, else ``~/.cache/qwen-rag/bench``), so reruns start at once. A child
+process runs ``loaders.read`` over it, then another runs ``read`` and the chunker (Qwen3 tokenizer, default
+``ChunkSpec``); the peak resident set of each is what ``getrusage(RUSAGE_CHILDREN)`` reports once it has exited.
+The first shows the reader's own memory, which the tokenizer's tables (about 75 MB) would hide in the second.
+Nothing is asserted: it prints a table.
+
+    python -m benchmarks.bench_xlsx [--rows 200000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import random
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+COLUMNS = ["订单号", "日期", "客户", "产品", "数量", "单价", "金额", "备注"]
+_CUSTOMERS = ["华东商贸有限公司", "北京远航科技", "Acme Corp", "深圳新材料", "成都蓉城物流", "Globex GmbH"]
+_PRODUCTS = ["笔记本电脑", "显示器", "机械键盘", "USB-C cable", "激光打印机", "office chair"]
+_NOTES = ["", "", "加急", "客户要求开发票", "partial delivery", "已退货一件"]
+_FORMAT = 1  # bump when the generated workbook changes: the cached file's name carries it
+
+
+def cache_dir() -> Path:
+    """Where generated benchmark inputs are kept (the same root as the model cache)."""
+    if explicit := os.environ.get("QWEN_RAG_CACHE_DIR"):
+        return Path(explicit) / "bench"
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "qwen-rag" / "bench"
+
+
+def write_workbook(path: Path, rows: int) -> None:
+    """An orders sheet of `rows` data rows under a header row, written row by row (openpyxl's write-only mode)."""
+    from openpyxl import Workbook
+
+    rng = random.Random(rows)
+    workbook = Workbook(write_only=True)
+    sheet = workbook.create_sheet("订单")
+    sheet.append(COLUMNS)
+    first_day = datetime.date(2023, 1, 1)
+    for i in range(rows):
+        quantity, price = rng.randint(1, 50), round(rng.uniform(10, 9000), 2)
+        day = first_day + datetime.timedelta(days=i % 700)
+        customer, product, note = rng.choice(_CUSTOMERS), rng.choice(_PRODUCTS), rng.choice(_NOTES)
+        sheet.append([f"SO-{i + 1:07d}", day, customer, product, quantity, price, round(quantity * price, 2), note])
+    workbook.save(path)
+
+
+def cached_workbook(rows: int) -> Path:
+    """The generated workbook of `rows` rows, written (into a temporary folder, then moved) on first use."""
+    path = cache_dir() / f"orders-{rows}x{len(COLUMNS)}-v{_FORMAT}.xlsx"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        started = time.perf_counter()
+        with tempfile.TemporaryDirectory() as folder:
+            draft = Path(folder) / path.name
+            write_workbook(draft, rows)
+            shutil.move(draft, path)
+        print(f"generated {path} in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    return path
+
+
+def _rss_mb() -> float:
+    """The current resident set of this process."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def child(path: Path, chunk: bool) -> None:
+    """Read `path` (and chunk it if `chunk`); print one JSON line of counts, seconds and memory."""
+    from loaders.chunking import Chunker, ChunkSpec
+    from loaders.registry import read
+    from loaders.tokens import qwen_tokenizer
+    from loaders.walk import SourceFile
+
+    chunker = Chunker(qwen_tokenizer(), ChunkSpec()) if chunk else None
+    if chunker:
+        qwen_tokenizer().count("warm up")  # the tokenizer loads on first use: before the baseline, not timed
+    baseline = _rss_mb()
+    rows = documents = chunks = 0
+    started, cpu_started = time.perf_counter(), time.process_time()
+    for doc in read(SourceFile(root=path, path=path)):
+        documents += 1
+        rows += doc.metadata["row_end"] - doc.metadata["row_start"] + 1
+        if chunker:
+            chunks += len(chunker.split(doc))
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    counts = {"rows": rows, "documents": documents, "chunks": chunks, "rss": baseline}
+    print(json.dumps(counts | {"seconds": seconds, "cpu": cpu}))
+
+
+def measure(path: Path, chunk: bool) -> dict:
+    """The child's report, and its peak RSS in MB: ``RUSAGE_CHILDREN`` is the largest of the waited-for children,
+    so the children are run smallest first (reading alone, then reading with the tokenizer loaded)."""
+    command = [sys.executable, "-m", "benchmarks.bench_xlsx", "--child", str(path), *(["--chunk"] if chunk else [])]
+    out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # kilobytes on Linux
+    return json.loads(out.splitlines()[-1]) | {"peak": peak_kb / 1024}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=200_000, help="Data rows of the generated sheet.")
+    parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)  # the measured process
+    parser.add_argument("--chunk", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child, args.chunk)
+        return
+    path = cached_workbook(args.rows)
+    with zipfile.ZipFile(path) as archive:
+        sheet_mb = sum(i.file_size for i in archive.infolist() if i.filename.startswith("xl/worksheets/")) / 1e6
+    print("\n### Reading a large workbook (loaders.xlsx)\n")
+    size_mb = path.stat().st_size / 1e6
+    print(f"{args.rows:,} rows x {len(COLUMNS)} columns: a {size_mb:.1f} MB file, {sheet_mb:.0f} MB of sheet XML.\n")
+    print("| work | Documents | chunks | seconds | CPU seconds | rows/s | RSS before reading MB | peak RSS MB |")
+    print("|---|---|---|---|---|---|---|---|")
+    for label, chunk in (("read()", False), ("read() + Chunker", True)):
+        r = measure(path, chunk)
+        chunks = f"{r['chunks']:,}" if chunk else "-"
+        print(
+            f"| {label} | {r['documents']:,} | {chunks} | {r['seconds']:.1f} | {r['cpu']:.1f} | "
+            f"{r['rows'] / r['seconds']:,.0f} | {r['rss']:.0f} | {r['peak']:.0f} |"
+        )
+    print(
+        f"\n(measured {time.strftime('%Y-%m-%d %H:%M')}; {os.cpu_count()} cores, shared: rows/s are per wall-clock "
+        "second. openpyxl's write-only mode leaves out the sheet's <dimension>, so openpyxl also parses the whole "
+        "sheet once when opening it, which it does not for a file Excel saved.)"
+    )
+
+
+if __name__ == "__main__":
+    main()
