@@ -14,95 +14,21 @@ from __future__ import annotations
 
 import codecs
 import csv  # the standard library's: imports are absolute, so this module's own name does not shadow it
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from langchain_core.document_loaders import BaseLoader
 from langchain_core.documents import Document
 
 from loaders.errors import LoadError, one_line
 from loaders.options import ReadOptions
-from loaders.tables import table_document
+from loaders.tables import BLOCK_ROWS, TableRow, table_blocks
 from loaders.text import BLOCK_SIZE, choose_encoding
 
-#: Data rows per Document: a block of a 200,000-row table is rendered and handed on while the next is read.
-BLOCK_ROWS = 500
-#: A run of more empty rows than this ends a block (tables stacked on one sheet); shorter runs are spacing inside
-#: a table and stay in it as empty lines, so that row i of a block is row ``row_start + i``.
-MAX_GAP = 2
 #: The longest line read: a file with no line ends (a dump, a binary file) must not be held whole in memory.
 MAX_LINE = 32 << 20
 _DELIMITER_SAMPLE = 64 << 10  # where the first line of a .csv is looked for
-
-#: A merged range over a row: ``(first, stop, value)``, 0-based columns ``first`` to ``stop - 1`` show ``value``.
-Span = tuple[int, int, str]
-
-
-@dataclass(slots=True)
-class TableRow:
-    """One row of a table: its 1-based number in its file or sheet, its cells as text, the merged ranges over it."""
-
-    number: int
-    cells: list[str]
-    spans: tuple[Span, ...] = ()
-    width: int = field(init=False)  # columns up to the last non-empty cell: merged ranges never widen a table
-
-    def __post_init__(self) -> None:
-        self.width = next((i + 1 for i in range(len(self.cells) - 1, -1, -1) if self.cells[i]), 0)
-
-    def padded(self, width: int) -> list[str]:
-        """Exactly ``width`` cells, the merged ranges filled in."""
-        cells = self.cells[:width] + [""] * (width - len(self.cells))
-        for first, stop, value in self.spans:
-            if first < width:
-                cells[first : min(stop, width)] = [value] * (min(stop, width) - first)
-        return cells
-
-
-def table_blocks(
-    rows: Iterable[TableRow], metadata: Mapping[str, Any], block_rows: int = BLOCK_ROWS
-) -> Iterator[Document]:
-    """The table in `rows` as table Documents: the first non-empty row is the header, repeated atop each block of at
-    most `block_rows` rows; empty rows before the header and after the last non-empty row are dropped.
-
-    Each Document has `metadata` plus ``row_start`` and ``row_end`` (numbers of its first and last data row; the
-    header's own number when it has none) and ``start_index``: the offset of its text in all the blocks' texts
-    joined by newlines. Yields nothing when every row is empty. Only one block is held at a time.
-    """
-    header: TableRow | None = None
-    block: list[TableRow] = []
-    gap = 0  # empty rows since the last non-empty one
-    offset = 0
-    for row in rows:
-        if not row.width:
-            gap += 1
-            continue
-        if header is None:
-            header = row
-        else:
-            if block and (gap > MAX_GAP or len(block) + gap >= block_rows):
-                doc = _block_document(header, block, metadata, offset)
-                offset += len(doc.page_content) + 1
-                yield doc
-                block = []
-            if block:
-                block.extend(TableRow(number, []) for number in range(row.number - gap, row.number))
-            block.append(row)
-        gap = 0
-    if header is not None:
-        yield _block_document(header, block, metadata, offset)
-
-
-def _block_document(header: TableRow, rows: list[TableRow], metadata: Mapping[str, Any], offset: int) -> Document:
-    width = max(row.width for row in (header, *rows))
-    first, last = (rows[0], rows[-1]) if rows else (header, header)
-    return table_document(
-        header.padded(width),
-        [row.padded(width) for row in rows],
-        {**metadata, "row_start": first.number, "row_end": last.number, "start_index": offset},
-    )
 
 
 class CsvFileLoader(BaseLoader):

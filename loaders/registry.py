@@ -1,7 +1,7 @@
 """The format registry: which loader reads which extension, and the metadata every Document carries.
 
 Every Document from `read` has ``source``, ``file_type``, ``start_index`` and ``file_hash``; formats add their own
-place in the file: ``page`` (PDF page, slide), ``section`` (Word headings), ``sheet`` with ``row_start``/``row_end``
+place in the file: ``page`` (PDF page, slide), ``section`` (Word headings), ``sheet`` (Excel), ``row_start``/``row_end``
 (Excel, CSV), ``cell`` (notebooks), ``language`` (code), ``ocr`` (text recognised from pixels). All values are
 str, int or bool, as Chroma requires.
 

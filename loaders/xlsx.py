@@ -44,9 +44,9 @@ from openpyxl.workbook.workbook import Workbook
 from openpyxl.worksheet._read_only import ReadOnlyWorksheet
 
 from loaders.archive import open_zip
-from loaders.csv import BLOCK_ROWS, Span, TableRow, table_blocks
 from loaders.errors import LoadError, one_line
 from loaders.options import ReadOptions
+from loaders.tables import BLOCK_ROWS, Span, TableRow, table_blocks
 
 logger = logging.getLogger("loaders.xlsx")
 
