@@ -49,7 +49,7 @@ serve-sglang:
 	$(SGLANG_VENV)/bin/python -m sglang.launch_server --model-path $(SGLANG_MODEL) --is-embedding \
 		--host 127.0.0.1 --port $(SGLANG_PORT)
 
-# Qwen3-Reranker as SGLang serves it (sglang-protocol.md §2.1): no --is-embedding, with SGLang's reranker chat
+# Qwen3-Reranker as SGLang serves it (docs/sglang.md §2.1): no --is-embedding, with SGLang's reranker chat
 # template, which the sglang wheel does not ship: it is fetched from SGLang's repository on first use.
 RERANKER_TEMPLATE ?= $(SGLANG_VENV)/qwen3_reranker.jinja
 serve-sglang-reranker:

@@ -2,7 +2,7 @@
 
 It follows SGLang's schemas, validation order, messages and error bodies as read from the 0.5.23 wheel
 (``sglang/srt/entrypoints/...``), so a client that works here works against the real server. Section numbers
-(§) refer to /work/shared/docs/sglang-protocol.md. Only the vectors are fake: an :class:`Embedder` computes them.
+(§) refer to docs/sglang.md. Only the vectors are fake: an :class:`Embedder` computes them.
 
 The first half of this module is plumbing shared with :mod:`testbed.rerank`: a threaded HTTP server with
 request recording and fault injection (:class:`StandInServer`), and FastAPI's request-body handling, whose
