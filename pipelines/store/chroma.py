@@ -1,7 +1,6 @@
 """The Chroma store: embedded on local disk, or a ``chroma run`` server; the model guard; batched writes.
 
-The collection records which model and dimension built it, so that a query or an ingest with another model fails
-with one clear line instead of Chroma's ``InvalidDimensionException`` (or, worse, silently wrong neighbours).
+Each collection records which model built it (:mod:`pipelines.store.signature` holds the record and its guard).
 
 >>> from pipelines.store.chroma import Store
 >>> store = Store.open(path="/tmp/qwen-rag-doc-store")
@@ -15,7 +14,6 @@ import fcntl
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -26,39 +24,17 @@ from chromadb.api import ClientAPI
 from chromadb.api.models.Collection import Collection
 from chromadb.config import Settings as ChromaSettings
 
+from pipelines.errors import StoreError, StoreUnavailable
 from pipelines.settings import OnMismatch, Settings
+from pipelines.store.paging import pages
+from pipelines.store.signature import TASK_KEY, IndexSignature, guard
 
-#: Keys of the collection metadata that qwen-rag owns.
-_MODEL, _DIMENSION, _STYLE = "qwen_rag_model", "qwen_rag_dimension", "qwen_rag_query_style"
-#: The collection's own query instruction (``ingest --task``), used by queries that name none.
-TASK_KEY = "qwen_rag_task"
+__all__ = ["TASK_KEY", "IndexSignature", "Store", "StoreError", "open_store"]
 
 
 def open_store(settings: Settings) -> Store:
     """The store the settings name: the Chroma server at ``chroma_url``, else the directory ``store``."""
     return Store.open(path=settings.store, url=settings.chroma_url)
-
-
-class StoreError(RuntimeError):
-    """A store problem the user can fix; ``str()`` is one line saying what to do."""
-
-
-@dataclass(frozen=True)
-class IndexSignature:
-    """What a collection's vectors depend on: mixing two of these in one collection ruins search."""
-
-    model: str
-    dimension: int
-    query_style: str
-
-    def as_metadata(self) -> dict[str, str | int]:
-        return {_MODEL: self.model, _DIMENSION: self.dimension, _STYLE: self.query_style}
-
-    @classmethod
-    def from_metadata(cls, metadata: Mapping[str, Any] | None) -> IndexSignature | None:
-        if not metadata or _MODEL not in metadata:
-            return None
-        return cls(str(metadata[_MODEL]), int(metadata[_DIMENSION]), str(metadata.get(_STYLE, "")))
 
 
 class Store:
@@ -84,7 +60,7 @@ class Store:
                 )
                 client.heartbeat()
             except Exception as error:  # chromadb raises several types for a server that is not there
-                raise StoreError(f"cannot reach the Chroma server at {url}: {error}") from error
+                raise StoreUnavailable(f"cannot reach the Chroma server at {url}: {error}") from error
             return cls(client, path=None, url=url)
         if path is None:
             raise StoreError("no store given: pass a directory (--store) or a Chroma server (--chroma-url)")
@@ -115,7 +91,7 @@ class Store:
             if recorded == signature:
                 return found
             if on_mismatch is OnMismatch.FAIL:
-                raise StoreError(self.mismatch_message(name, recorded, signature))
+                guard(name, self.where, recorded, signature.model, signature.dimension, signature.query_style)
             self.client.delete_collection(name)
         # get_or_create: two ingests starting at once against a Chroma server must not race on the create.
         created = self.client.get_or_create_collection(
@@ -125,27 +101,9 @@ class Store:
             configuration={"hnsw": {"space": "cosine"}},
             embedding_function=None,
         )
-        if IndexSignature.from_metadata(created.metadata) != signature:
-            raise StoreError(self.mismatch_message(name, IndexSignature.from_metadata(created.metadata), signature))
+        recorded = IndexSignature.from_metadata(created.metadata)
+        guard(name, self.where, recorded, signature.model, signature.dimension, signature.query_style)
         return created
-
-    def mismatch_message(self, name: str, recorded: IndexSignature | None, wanted: IndexSignature) -> str:
-        built = f"{recorded.model} ({recorded.dimension} dims)" if recorded else "something other than qwen-rag"
-        asked = f"{wanted.model} ({wanted.dimension} dims)" if wanted.dimension else wanted.model
-        return (
-            f"collection '{name}' in {self.where} was built with {built}; you asked for {asked}: "
-            "use another --collection, or ingest with --on-mismatch recreate to rebuild it"
-        )
-
-    def check(self, name: str, signature: IndexSignature) -> Collection:
-        """The collection for querying with ``signature``; a clear error if it is missing or was built otherwise."""
-        found = self.existing(name)
-        if found is None:
-            raise StoreError(f"no collection '{name}' in {self.where}: run `qwen-rag ingest` first")
-        recorded = IndexSignature.from_metadata(found.metadata)
-        if recorded != signature:
-            raise StoreError(self.mismatch_message(name, recorded, signature))
-        return found
 
     def max_batch(self) -> int:
         return int(self.client.get_max_batch_size())
@@ -176,16 +134,9 @@ class Store:
 
     def metadatas(self, collection: Collection, where: dict[str, Any] | None = None) -> Iterator[tuple[str, dict]]:
         """Every (id, metadata) of the collection, paged so memory stays bounded on large stores."""
-        step = self.max_batch()
-        offset = 0
-        while True:
-            page = collection.get(where=where, include=["metadatas"], limit=step, offset=offset)
-            ids = page["ids"]
-            metas = page["metadatas"] or [{}] * len(ids)
-            yield from zip(ids, (dict(m or {}) for m in metas), strict=True)
-            if len(ids) < step:
-                return
-            offset += step
+        for page in pages(collection, include=["metadatas"], where=where, step=self.max_batch()):
+            metas = page["metadatas"] or [{}] * len(page["ids"])
+            yield from zip(page["ids"], (dict(m or {}) for m in metas), strict=True)
 
     @contextmanager
     def writer(self) -> Iterator[None]:
