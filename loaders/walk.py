@@ -59,7 +59,8 @@ def walk(
     """The files under `roots` that a loader supports, and the problems met on the way; never raises.
 
     Order is deterministic: per folder, its files by name, then its subfolders by name; files reached through
-    symlinks come after the rest of their root. Hidden entries (name starting with ".") are skipped.
+    symlinks come after the rest of their root. Hidden entries (name starting with ".") and Office's lock files
+    ("~$report.docx") are skipped.
 
     `include` / `exclude` are globs matched against each file's ``source`` (posix, relative to the root):
     ``*`` and ``?`` stay within one folder, ``**`` spans folders ("docs/**", "**/*.md"), a pattern without "/"
@@ -195,7 +196,8 @@ class _RootWalk:
                 continue
             subfolders: list[tuple[Path, Path]] = []
             for entry in entries:
-                if entry.name.startswith("."):
+                # Hidden entries, and the "~$name.docx" lock files Office keeps beside an open document.
+                if entry.name.startswith((".", "~$")):
                     continue
                 path, path_real = here / entry.name, here_real / entry.name
                 try:

@@ -229,3 +229,9 @@ def test_sha256_is_streamed_and_cached(root: Path) -> None:
     path.write_bytes(b"changed")
     assert file.sha256() == hashlib.sha256(data).hexdigest()  # computed once
     assert file == SourceFile(root, path) and hash(file) == hash(SourceFile(root, path))
+
+
+def test_office_lock_files_are_skipped(tmp_path: Path) -> None:
+    (tmp_path / "report.docx").write_bytes(b"PK")
+    (tmp_path / "~$report.docx").write_bytes(b"owner")  # what Word keeps beside an open document
+    assert [item.source for item in walk([tmp_path])] == ["report.docx"]
