@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipelines.embeddings.e5.cache import cache_root
+from pipelines.cache import cache_root
 from testbed.e5_corpus import mixed_corpus
 
 REPO = Path(__file__).resolve().parents[1]

@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from pipelines.embeddings.providers import make_embeddings
+from pipelines.embeddings import make_embeddings
 from pipelines.ingestion.writer import WRITE_BATCH, IngestReport, ingest
 from pipelines.settings import OnMismatch, Settings, Workers
 from pipelines.store.chroma import IndexSignature, Store

@@ -17,18 +17,24 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from pipelines.embeddings.providers import LocalEmbeddings, ServerEmbeddings, make_embeddings
-    from pipelines.ingestion.writer import IngestReport, ingest
+    from pipelines.embeddings import Provider, make_embeddings
+    from pipelines.embeddings.local import LocalEmbeddings
+    from pipelines.embeddings.server import ServerEmbeddings
+    from pipelines.errors import QwenRagError
+    from pipelines.ingestion.report import IngestReport
+    from pipelines.ingestion.writer import ingest
     from pipelines.retrieve.retriever import QwenRagRetriever, build_retriever
     from pipelines.settings import Mode, OnMismatch, Settings
 
 # Imported on first use: `qwen-rag --help` and `from pipelines.settings import Settings` stay fast, without
 # loading Chroma, LangChain and the model.
 _EXPORTS = {
-    "LocalEmbeddings": "pipelines.embeddings.providers",
-    "ServerEmbeddings": "pipelines.embeddings.providers",
-    "make_embeddings": "pipelines.embeddings.providers",
-    "IngestReport": "pipelines.ingestion.writer",
+    "Provider": "pipelines.embeddings",
+    "LocalEmbeddings": "pipelines.embeddings.local",
+    "ServerEmbeddings": "pipelines.embeddings.server",
+    "make_embeddings": "pipelines.embeddings",
+    "QwenRagError": "pipelines.errors",
+    "IngestReport": "pipelines.ingestion.report",
     "ingest": "pipelines.ingestion.writer",
     "QwenRagRetriever": "pipelines.retrieve.retriever",
     "build_retriever": "pipelines.retrieve.retriever",
@@ -41,6 +47,8 @@ __all__ = [
     "LocalEmbeddings",
     "Mode",
     "OnMismatch",
+    "Provider",
+    "QwenRagError",
     "QwenRagRetriever",
     "ServerEmbeddings",
     "Settings",

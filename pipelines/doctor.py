@@ -1,8 +1,8 @@
 """``qwen-rag doctor``: is the embedding server the model it claims to be, pooled and prompted right?
 
-A server with the wrong pooling or model answers every request and still cannot rank (anchors.md §2, "look healthy
+A server with the wrong pooling or model answers every request and still cannot rank (docs/sglang.md §4.2, "look healthy
 but cannot rank"). The check embeds known query/passage pairs and asks that each query ranks its passage first;
-for Qwen3-Embedding-0.6B it also compares with the similarities on the model card (sglang-protocol.md §4.2).
+for Qwen3-Embedding-0.6B it also compares with the similarities on the model card (docs/sglang.md §4.2).
 """
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from langchain_core.embeddings import Embeddings
+
+from pipelines.embeddings import Provider
 
 #: (query, its passage): in Chinese and English, and one pair across the two.
 PROBES = (
@@ -51,15 +52,15 @@ def _unit(rows: list[list[float]]) -> np.ndarray:
     return matrix / np.linalg.norm(matrix, axis=1, keepdims=True)
 
 
-def examine(embeddings: Embeddings) -> DoctorReport:
+def examine(embeddings: Provider) -> DoctorReport:
     """Run the checks against any qwen-rag embeddings provider."""
-    profile = embeddings.profile  # type: ignore[attr-defined]
+    profile = embeddings.profile
     queries = np.stack([_unit([embeddings.embed_query(q)])[0] for q, _ in PROBES])
     passages = _unit(embeddings.embed_documents([p for _, p in PROBES]))
     similarities = queries @ passages.T
     ranking_ok = bool((similarities.argmax(axis=1) == np.arange(len(PROBES))).all())
     report = DoctorReport(
-        model=embeddings.model_id,  # type: ignore[attr-defined]
+        model=embeddings.model_id,
         dimension=int(passages.shape[1]),
         context_length=profile.context_length,
         ranking_ok=ranking_ok,

@@ -1,1 +1,47 @@
-"""Embedding providers: the SGLang/OpenAI-compatible server (or a pool of them) and the embedded default."""
+"""Embedding providers: the embedded default (multilingual-e5-small), one SGLang/OpenAI-compatible server, or a
+pool of servers, all behind the :class:`Provider` protocol.
+
+Modules, one job each: ``provider`` (the protocol), ``profiles`` (how each model wants its inputs), ``server``
+(SGLang through LangChain's ``OpenAIEmbeddings``), ``pool`` (round robin over servers), ``local`` (the embedded
+default), ``e5/`` (the embedded model itself), ``counters`` (each model's token counter).
+
+Importing this package is cheap: :func:`make_embeddings` imports the server module (openai, langchain_openai) or
+the local one (and, on its first embedding, onnxruntime) only when it builds that provider, so the embedded path
+never loads the OpenAI client and the server path never loads onnxruntime.
+
+>>> from pipelines.settings import Settings
+>>> provider = make_embeddings(Settings())                      # no URL: the embedded default
+>>> isinstance(provider, Provider), provider.is_server
+(True, False)
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pipelines.embeddings.provider import Provider
+from pipelines.errors import EmbeddingServerError
+
+if TYPE_CHECKING:
+    from pipelines.settings import Settings
+
+__all__ = ["EmbeddingServerError", "Provider", "make_embeddings"]
+
+
+def make_embeddings(settings: Settings) -> Provider:
+    """The configured provider: the server(s) at ``embeddings_url`` (probed now), else the embedded default."""
+    urls = settings.embeddings_url
+    if not urls:
+        if settings.dimensions is not None:
+            raise EmbeddingServerError("--dimensions needs a Qwen3-Embedding server; the embedded model is 384 wide")
+        from pipelines.embeddings.local import LocalEmbeddings
+
+        return LocalEmbeddings()
+    from pipelines.embeddings.server import ServerEmbeddings
+
+    members = [ServerEmbeddings.connect(url, settings) for url in urls]
+    if len(members) == 1:
+        return members[0]
+    from pipelines.embeddings.pool import PooledEmbeddings
+
+    return PooledEmbeddings(members)

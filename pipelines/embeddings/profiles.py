@@ -30,7 +30,7 @@ class QueryStyle(StrEnum):
     NONE = "none"  # symmetric model
 
 
-#: SGLang treats ``context_len - 7`` tokens (EOS included) as its safe maximum (sglang-protocol.md §1.5).
+#: SGLang treats ``context_len - 7`` tokens (EOS included) as its safe maximum (docs/sglang.md §1.5).
 SGLANG_CONTEXT_MARGIN = 7
 
 
@@ -46,7 +46,7 @@ class Profile:
     margin: int = SGLANG_CONTEXT_MARGIN
     #: Qwen3 models accept any Matryoshka dimension from 32 up to the width.
     min_dimension: int | None = None
-    #: Reference similarities from the model card, for ``qwen-rag doctor`` (sglang-protocol.md §4.2).
+    #: Reference similarities from the model card, for ``qwen-rag doctor`` (docs/sglang.md §4.2).
     card_similarities: tuple[tuple[float, ...], ...] | None = field(default=None, compare=False)
 
     @property
@@ -56,7 +56,7 @@ class Profile:
 
     def format_query(self, text: str, task: str) -> str:
         if self.query_style is QueryStyle.QWEN_INSTRUCT:
-            # No space after "Query:": the official format (sglang-protocol.md §4.1).
+            # No space after "Query:": the official format (docs/sglang.md §4.1).
             return f"Instruct: {task}\nQuery:{text}"
         if self.query_style is QueryStyle.E5_PREFIX:
             return f"query: {text}"

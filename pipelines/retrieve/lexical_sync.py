@@ -13,7 +13,7 @@ from pathlib import Path
 
 from chromadb.api.models.Collection import Collection
 
-from pipelines.embeddings.e5.cache import cache_root
+from pipelines.cache import cache_root
 from pipelines.retrieve.lexical import BM25Index, fingerprint
 from pipelines.store.chroma import Store
 

@@ -19,7 +19,7 @@ from jupyter_client.manager import KernelManager
 from nbclient import NotebookClient
 from nbformat import NotebookNode
 
-from pipelines.settings import DEFAULT_TASK
+from pipelines.embeddings.profiles import DEFAULT_TASK
 from testbed.embedders import embedded_default
 from testbed.sglang import SGLangServer
 from tests.conftest import REPO

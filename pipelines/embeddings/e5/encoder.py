@@ -9,7 +9,7 @@ Windows are grouped by exact length and each group runs as one batch: no padding
 wasted work (short texts of equal length are common; long ones are long enough to run alone efficiently).
 Batches run side by side, one single-threaded onnxruntime call per core: on a CPU shared with other work
 (an ingest's own threads, other processes) that is much faster than one call spread over all cores, whose
-threads wait for each other (measured in docs/benchmarks-e5.md).
+threads wait for each other (measured in docs/benchmarks.md, "Design choices, measured").
 
 >>> from pipelines.embeddings.e5.cache import prepared_model
 >>> enc = E5Encoder(prepared_model())

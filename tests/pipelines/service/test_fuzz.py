@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 from schemathesis.schemas import BaseSchema
 
-from pipelines.embeddings.providers import LocalEmbeddings
+from pipelines.embeddings.local import LocalEmbeddings
 from pipelines.ingestion.writer import ingest
 from pipelines.service.app import create_app
 from pipelines.settings import Settings

