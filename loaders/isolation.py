@@ -199,10 +199,11 @@ class IsolatedReader:
         for worker in list(self._pool):
             if worker.retired:
                 continue
-            if worker.clock.parsing_for() > self.timeout:
-                self._kill(worker, self._timeout_cause())
-            elif not worker.process.is_alive():
+            # Liveness first: a dead worker's clock runs on, and its crash must not read as a timeout.
+            if not worker.process.is_alive():
                 self._retire(worker)
+            elif worker.clock.parsing_for() > self.timeout:
+                self._kill(worker, self._timeout_cause())
 
     def _free_worker(self) -> _Worker | None:
         worker = next((w for w in self._pool if w.idle()), None)

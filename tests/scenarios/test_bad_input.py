@@ -48,7 +48,7 @@ def test_every_bad_file_is_reported_and_every_good_file_indexed(messy: Path, tmp
     causes = {p["source"]: p["cause"] for p in summary["problems"]}
     assert len(causes) == len(summary["problems"]), "each bad file is reported once"
     assert "encrypted" in causes["locked.pdf"]
-    assert "no extractable text" in causes["scanned.pdf"]
+    assert causes["scanned.pdf"] == "no text found, not even by OCR"  # its one page is blank
     assert "empty" in causes["empty.txt"] and "empty" in causes["blank.md"]
     assert "binary" in causes["binary.txt"]
     assert "UTF-8" in causes["latin1.txt"]
@@ -71,6 +71,22 @@ def test_the_password_opens_the_encrypted_pdf(pdfs: Path, tmp_path: Path) -> Non
     shutil.copy(pdfs / "edge_encrypted_libreoffice-writer-password.pdf", folder / "locked.pdf")
     code, summary = ingest_json(str(folder), "--store", str(tmp_path / "s"), "--pdf-password", "openpassword")
     assert (code, summary["added"], summary["problems"]) == (0, 1, [])
+
+
+def test_without_ocr_a_scanned_pdf_says_how_to_read_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    blank = PdfWriter()
+    blank.add_blank_page(width=200, height=200)
+    with open(folder / "scanned.pdf", "wb") as out:
+        blank.write(out)
+    (folder / "notes.txt").write_text("Something to index.")
+    monkeypatch.setenv("QWEN_RAG_OCR", "never")
+    code, summary = ingest_json(str(folder), "--store", str(tmp_path / "s"))
+    assert code == 0 and summary["added"] == 1
+    assert summary["problems"] == [
+        {"source": "scanned.pdf", "cause": "no extractable text (scanned PDF? use --ocr auto)", "page": None}
+    ]
 
 
 def test_nothing_indexable_is_an_error(tmp_path: Path) -> None:

@@ -1,7 +1,9 @@
-"""Ingest under faults: a flaky server, a refused item, a server that gives up, and SIGKILL at random moments."""
+"""Ingest under faults: a flaky server, a refused item, a server that gives up, and SIGKILL at random moments
+(which must leave no reader or parser process behind)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
@@ -18,7 +20,8 @@ import pytest
 from chromadb.api.client import SharedSystemClient
 
 from pipelines.embeddings.profiles import profile_for
-from pipelines.embeddings.providers import ServerEmbeddings
+from pipelines.embeddings.server import ServerEmbeddings
+from pipelines.errors import QwenRagError
 from pipelines.ingestion.writer import IngestAborted, ingest
 from pipelines.settings import Settings
 from pipelines.store.chroma import Store
@@ -29,7 +32,9 @@ from testbed.sglang import SGLangServer
 QWEN = "Qwen/Qwen3-Embedding-0.6B"
 
 
-def write_corpus(folder: Path, files: int, paragraphs: int, seed: int = 3) -> Path:
+def write_corpus(folder: Path, files: int, paragraphs: int, seed: int = 3, pages: int = 0) -> Path:
+    """``files`` Markdown files of mixed Chinese and English paragraphs, and ``pages`` HTML pages (parsed in
+    worker processes, where Markdown is read in the ingest's own)."""
     rng = random.Random(seed)
     words = [
         "vector",
@@ -52,6 +57,9 @@ def write_corpus(folder: Path, files: int, paragraphs: int, seed: int = 3) -> Pa
             for p in range(paragraphs)
         ]
         (folder / f"doc{f:03d}.md").write_text("\n\n".join(paras), encoding="utf-8")
+    for p in range(pages):
+        body = "".join(f"<p>Page {p} paragraph {i}: {' '.join(rng.choices(words, k=60))}</p>" for i in range(4))
+        (folder / f"page{p:02d}.html").write_text(f"<html><body><h1>Page {p}</h1>{body}</body></html>", "utf-8")
     return folder
 
 
@@ -85,7 +93,7 @@ def snapshot(store: Path) -> Snapshot:
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_corpus(tmp_path_factory.mktemp("faults") / "corpus", files=12, paragraphs=6)
+    return write_corpus(tmp_path_factory.mktemp("faults") / "corpus", files=12, paragraphs=6, pages=4)
 
 
 @pytest.fixture(scope="module")
@@ -145,6 +153,7 @@ def test_a_server_that_gives_up_stops_the_run_and_the_next_run_resumes(
         with pytest.raises(IngestAborted, match="the embedding server gave up") as aborted:
             ingest([corpus], settings_for(srv, store, max_retries=1, concurrency=1))
         assert time.monotonic() - started < 30
+        assert isinstance(aborted.value, QwenRagError) and aborted.value.http_status == 503
         assert aborted.value.report.chunks_written > 0  # what was embedded is kept
         srv.fail_rate(0.0, ["503"], seed=1)
         resumed = ingest([corpus], settings_for(srv, store))
@@ -152,11 +161,30 @@ def test_a_server_that_gives_up_stops_the_run_and_the_next_run_resumes(
     assert snapshot(store) == clean
 
 
-def child_pids(pid: int) -> list[int]:
-    """The live children of ``pid`` (Linux /proc)."""
-    found: list[int] = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        found += [int(c) for c in (task / "children").read_text().split()]
+def descendants(pid: int) -> list[int]:
+    """Every live process below ``pid`` (Linux /proc): the front's child, its forkserver, the parser workers."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        children.setdefault(ppid, []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def parser_workers(pids: list[int]) -> list[int]:
+    """Those of ``pids`` forked by a multiprocessing forkserver (whose command line they share), the server too."""
+    found = []
+    for pid in pids:
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+            if b"multiprocessing.forkserver" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                found.append(pid)
     return found
 
 
@@ -212,6 +240,7 @@ def test_sigkill_at_random_moments_leaves_a_clean_store(
     full_run = time.monotonic() - started
     assert snapshot(store) == clean
     rng = random.Random(2026)
+    killed_parsing = 0  # attempts that killed the ingest while it had parser workers
     for attempt in range(10):
         # --full drops the collection first, so the kill lands anywhere in a rebuild: mid-file, mid-batch, between
         # a file's last write and its completion mark.
@@ -219,10 +248,12 @@ def test_sigkill_at_random_moments_leaves_a_clean_store(
             [*command, "--full"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path
         )
         time.sleep(full_run * rng.uniform(0.3, 0.95))  # the first second or two is start-up
-        children = child_pids(victim.pid)
+        family = descendants(victim.pid)
+        killed_parsing += len(parser_workers(family)) > 1  # the forkserver and at least one worker
         os.kill(victim.pid, signal.SIGKILL)
         victim.wait()
-        assert all_gone(children), f"attempt {attempt}: the ingest's reader process outlived it"
+        assert all_gone(family), f"attempt {attempt}: the ingest's reader or parser processes outlived it"
         done = subprocess.run([*command, "--json"], capture_output=True, text=True, timeout=300, cwd=tmp_path)
         assert done.returncode == 0, done.stderr
         assert snapshot(store) == clean, f"attempt {attempt}"
+    assert killed_parsing > 0, "no attempt killed the ingest while it parsed files in worker processes"

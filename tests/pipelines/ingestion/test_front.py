@@ -1,4 +1,5 @@
-"""The ingest's front (read, chunk, embed) in threads and in a forked process: same store, no hang, no orphan."""
+"""The ingest's front (read, chunk, embed) in threads and in a forked process: same store, no hang, no orphan;
+its failures are reported as one-line errors."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.ingestion import front
+from pipelines.errors import IngestError
+from pipelines.ingestion import running
+from pipelines.ingestion.front import Front
 from pipelines.ingestion.writer import ingest
 from pipelines.settings import Settings, Workers
 from testbed.embedders import HashEmbedder
@@ -34,12 +37,14 @@ def settings(server: SGLangServer, store: Path, workers: Workers) -> Settings:
 
 
 def test_threads_and_a_process_build_the_same_store(tmp_path: Path, server: SGLangServer) -> None:
-    corpus = write_corpus(tmp_path / "corpus", files=20, paragraphs=5, seed=9)
+    # The HTML pages are parsed in worker processes: the threads' run starts a forkserver in this process, which
+    # the forked front must not use (it is its parent's) but start one of its own.
+    corpus = write_corpus(tmp_path / "corpus", files=20, paragraphs=5, seed=9, pages=3)
     reports = {w: ingest([corpus], settings(server, tmp_path / w.value, w)) for w in (Workers.THREADS, Workers.PROCESS)}
     threads, process = reports[Workers.THREADS], reports[Workers.PROCESS]
     assert process.chunks_written == threads.chunks_written > 100
     assert process.embedding_requests == threads.embedding_requests
-    assert process.added == threads.added == 20 and process.problems == threads.problems == []
+    assert process.added == threads.added == 23 and process.problems == threads.problems == []
     assert Snapshot(tmp_path / "process") == Snapshot(tmp_path / "threads")
 
 
@@ -59,8 +64,21 @@ def test_a_reader_process_that_dies_is_reported_not_waited_for(
 ) -> None:
     corpus = write_corpus(tmp_path / "corpus", files=2, paragraphs=3)
     # The child is forked, so it runs the patched function: it dies at once without a word, as if OOM-killed.
-    monkeypatch.setattr(front, "_guarded", lambda *args: os._exit(3))
+    monkeypatch.setattr(running, "_guarded", lambda *args: os._exit(3))
     started = time.monotonic()
-    with pytest.raises(RuntimeError, match=r"reader stopped without finishing \(exit code 3\)"):
+    with pytest.raises(IngestError, match=r"reader stopped without finishing \(exit code 3\)"):
         ingest([corpus], settings(server, tmp_path / "store", Workers.PROCESS))
     assert time.monotonic() - started < 10
+
+
+def test_an_error_in_the_front_is_reported_not_waited_for(
+    tmp_path: Path, server: SGLangServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    corpus = write_corpus(tmp_path / "corpus", files=2, paragraphs=3)
+
+    def broken(*args: object) -> None:
+        raise ValueError("a bug")
+
+    monkeypatch.setattr(Front, "chunks", broken)
+    with pytest.raises(IngestError, match=r"^the ingest's reader failed: ValueError: a bug$"):
+        ingest([corpus], settings(server, tmp_path / "store", Workers.THREADS))

@@ -6,11 +6,14 @@ import random
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from loaders.tokens import qwen_tokenizer
-from pipelines.embeddings.providers import LocalEmbeddings, ServerEmbeddings
+from pipelines.embeddings import Provider
+from pipelines.embeddings.local import LocalEmbeddings
+from pipelines.embeddings.server import ServerEmbeddings
 from pipelines.ingestion.writer import Ingest, IngestReport, ingest
 from pipelines.retrieve.retriever import build_retriever
 from pipelines.settings import Settings
@@ -34,8 +37,8 @@ def corpus(tmp_path: Path) -> Path:
     return target
 
 
-def run(paths: list[Path], store: Path, embeddings: object, **settings: object) -> IngestReport:
-    return ingest(paths, Settings(store=store, **settings), embeddings=embeddings)  # type: ignore[arg-type]
+def run(paths: list[Path], store: Path, embeddings: Provider, **settings: Any) -> IngestReport:
+    return ingest(paths, Settings(store=store, **settings), embeddings=embeddings)
 
 
 def ids(store: Path, collection: str = "default") -> set[str]:

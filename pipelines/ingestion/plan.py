@@ -1,0 +1,87 @@
+"""What one ingest has to do: the files found under the roots, weighed against what the store holds of them.
+
+Pure but for hashing the files: from the walk's output and the store's records (:mod:`pipelines.store.records`),
+a `Plan` lists the files to (re)index, counts the unchanged ones, and names the records of files gone from the
+roots, whose chunks the writer deletes. A file that merely cannot be read this time (the walk reports it, or it
+cannot be hashed) is not gone: it keeps its chunks, so a passing permission problem never empties an index.
+
+>>> from pathlib import Path
+>>> from loaders import walk
+>>> roots = [Path("data/samples").resolve()]
+>>> todo = plan(walk(roots), roots, records={}, chunker_id="e5:512:64")
+>>> len(todo.jobs), todo.unchanged, todo.gone, todo.problems
+(9, 0, {}, [])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from loaders import Problem, SourceFile
+from loaders.errors import os_cause
+from pipelines.ingestion.events import FileKey
+from pipelines.store.records import FileRecord
+
+
+@dataclass(frozen=True)
+class Job:
+    """One file to index: new, changed, cut by another chunker, or left unfinished by an earlier run."""
+
+    file: SourceFile
+    digest: str  # sha256 of the file, as planned
+    record: FileRecord | None  # what the store holds of it, if anything
+
+    @property
+    def key(self) -> FileKey:
+        return (str(self.file.root), self.file.source)
+
+    def stored(self) -> dict[str, str]:
+        """Chunk text hash -> id of a stored chunk with that text, whose vector an edited file can reuse."""
+        return {text_hash: cid for cid, text_hash in (self.record.ids if self.record else {}).items()}
+
+
+@dataclass
+class Plan:
+    """The work of one ingest; see the module docstring."""
+
+    jobs: list[Job] = field(default_factory=list)
+    files: int = 0  # files found under the roots
+    unchanged: int = 0
+    unreadable: int = 0  # files found that could not be hashed: they count as failed
+    gone: dict[FileKey, FileRecord] = field(default_factory=dict)  # files no longer under the roots
+    problems: list[Problem] = field(default_factory=list)  # the walk's, and the files that could not be hashed
+
+
+def plan(
+    found: Iterable[SourceFile | Problem],
+    roots: Sequence[Path],
+    records: dict[FileKey, FileRecord],
+    chunker_id: str,
+) -> Plan:
+    """The plan for the walk's output ``found`` under ``roots``, given the store's ``records`` of those roots."""
+    result = Plan()
+    seen: set[FileKey] = set()
+    for item in found:
+        if isinstance(item, Problem):
+            result.problems.append(item)
+            continue
+        key = (str(item.root), item.source)
+        seen.add(key)
+        result.files += 1
+        try:
+            digest = item.sha256()
+        except OSError as error:
+            result.problems.append(Problem(item.source, f"cannot read: {os_cause(error)}"))
+            result.unreadable += 1
+            continue
+        record = records.get(key)
+        if record is not None and record.is_current(digest, chunker_id):
+            result.unchanged += 1
+        else:
+            result.jobs.append(Job(item, digest, record))
+    # A walk problem names its source but not its root: it protects that source under every root.
+    unreadable = {(str(root), problem.source) for problem in result.problems for root in roots}
+    result.gone = {key: record for key, record in records.items() if key not in seen and key not in unreadable}
+    return result

@@ -1,0 +1,153 @@
+"""Where the front runs: threads of the ingest process, or a forked child process, and how the writer talks to it.
+
+Why a process: Chroma's embedded upsert holds the GIL for its whole call (about 0.3 s for 256 chunks of 1024
+dimensions), so in one process no embedding request is sent or answered while the store writes, and a GPU server
+idles through every write. In a child the front keeps ``concurrency`` requests in flight whatever the writer does.
+The child is forked, not spawned: it inherits the loaded modules and tokenizer, where a spawned one spends 2.5 s
+importing them; so processes are for Linux.
+
+Processes of an ingest, and how each dies with it, even when the ingest is SIGKILLed:
+
+- the front's child: ``PR_SET_PDEATHSIG``, the kernel kills it when the ingest goes;
+- the parser workers (:mod:`loaders.isolation`) come from a forkserver, which exits when the last holder of its
+  "alive" pipe is gone; each worker dies with the forkserver (``PR_SET_PDEATHSIG`` again). A child front starts
+  a forkserver of its own (the parent's, if it has one, cannot be used from a fork: its state, pid and lock are
+  the parent's), so its workers go when it does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import gc
+import multiprocessing
+import os
+import queue
+import signal
+import threading
+import time
+from collections.abc import Callable
+from multiprocessing import forkserver
+from typing import Any
+
+from pipelines.errors import IngestError
+from pipelines.ingestion.events import Event, FrontCrashed
+from pipelines.ingestion.front import Flag, Front, Semaphore
+from pipelines.ingestion.plan import Job
+
+_PR_SET_PDEATHSIG = 1
+
+
+class Running:
+    """A started front: the writer takes its events with :meth:`get` and hands back a permit per batch."""
+
+    def __init__(self, front: Front, jobs: list[Job], *, process: bool) -> None:
+        self.process = process
+        if process:
+            context = multiprocessing.get_context("fork")
+            # A Queue, not a SimpleQueue: its feeder thread buffers, so the child's request threads never wait
+            # for the parent to read (it does not while Chroma writes). The permits bound that buffer.
+            self._events: Any = context.Queue()
+            self._in_flight: Any = context.Semaphore(front.concurrency * 2)
+            self._stop: Any = context.Event()
+            # Not a daemon: multiprocessing lets no daemon start processes of its own (the parser workers). Nor
+            # does it need a daemon's end: close() always ends it, and it dies with the ingest (see above).
+            self._worker: Any = context.Process(
+                target=_child, args=(front, jobs, self._events, self._in_flight, self._stop)
+            )
+            # Objects the child inherits must never be collected there: a Chroma object's destructor waits on
+            # runtime threads that a fork does not copy, and the child would hang (seen in the test suite).
+            gc.freeze()
+            try:
+                self._worker.start()
+            finally:
+                gc.unfreeze()
+        else:
+            self._events = queue.SimpleQueue()
+            self._in_flight = threading.Semaphore(front.concurrency * 2)
+            self._stop = threading.Event()
+            self._worker = threading.Thread(
+                target=_guarded, args=(front, jobs, self._events.put, self._in_flight, self._stop), daemon=True
+            )
+            self._worker.start()
+
+    def get(self) -> Event:
+        """The next event; raises if the child process died without a word (killed by the OOM killer, say)."""
+        while True:
+            try:
+                event: Event = self._events.get(timeout=1.0)
+                return event
+            except queue.Empty:
+                if not self._worker.is_alive():
+                    break
+        try:  # its last words may still be on their way
+            event = self._events.get(timeout=0.5)
+            return event
+        except queue.Empty:
+            code = getattr(self._worker, "exitcode", None)
+            raise IngestError(f"the ingest's reader stopped without finishing (exit code {code})") from None
+
+    def ready(self) -> list[Event]:
+        """The events already there, without waiting."""
+        events: list[Event] = []
+        with contextlib.suppress(queue.Empty):
+            while True:
+                events.append(self._events.get_nowait())
+        return events
+
+    def taken(self) -> None:
+        """The writer has taken a batch: the front may send another."""
+        self._in_flight.release()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def close(self) -> None:
+        """Stop the front and wait for it; a child that does not end in 10 s (a request hanging) is killed."""
+        self._stop.set()
+        deadline = time.monotonic() + 10
+        while self._worker.is_alive() and time.monotonic() < deadline:
+            self._worker.join(timeout=0.1)
+            if self.process:
+                self.ready()  # drain: a child cannot exit while its feeder thread still has events for the pipe
+        if self.process and self._worker.is_alive():
+            self._worker.kill()
+            self._worker.join()
+
+
+def _guarded(front: Front, jobs: list[Job], put: Callable[[Event], None], in_flight: Semaphore, stop: Flag) -> None:
+    try:
+        front.run(jobs, put, in_flight, stop)
+    except BaseException as error:  # the writer waits on these events: tell it rather than leave it hanging
+        put(FrontCrashed(f"{type(error).__name__}: {error}"))
+
+
+def _child(front: Front, jobs: list[Job], events: Any, in_flight: Semaphore, stop: Flag) -> None:
+    _die_with_parent()
+    _own_forkserver()
+    # The parent's HTTP connections were copied by the fork: this process opens its own.
+    front.embeddings = front.embeddings.detached()
+    _guarded(front, jobs, events.put, in_flight, stop)
+
+
+def _die_with_parent() -> None:
+    """A SIGKILLed ingest must not leave its front running (Linux: the kernel sends SIGKILL to the child)."""
+    parent = os.getppid()
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+def _own_forkserver() -> None:
+    """Forget the parent's forkserver, so that the parser workers come from one this process starts and owns.
+
+    The inherited state names a forkserver that is not this process's child (multiprocessing's liveness check,
+    a ``waitpid``, fails on it) and a lock another thread of the parent may have held at the fork. Closing the
+    inherited "alive" pipe end leaves the parent's forkserver to the parent alone.
+    """
+    server = forkserver._forkserver
+    if server._forkserver_alive_fd is not None:
+        os.close(server._forkserver_alive_fd)
+    # The module's functions are bound to this instance, so it is reset in place rather than replaced.
+    server.__dict__.update(forkserver.ForkServer().__dict__)
