@@ -1,39 +1,47 @@
 """``build_retriever()``: the LangChain retriever chatbot apps plug in.
 
-Each returned ``Document`` carries its citation metadata (``source``, ``page``, ``start_index``) and its ``score``
-(dense: cosine similarity of query and passage; bm25/hybrid: the fused or BM25 score; higher is better).
+Each returned ``Document`` carries its citation metadata (``source``, ``page``, ``start_index``, and ``section``,
+``sheet``, rows where the format gives them) and its ``score`` (dense: cosine similarity of query and passage;
+bm25/hybrid: the BM25 or fused score; higher is better).
+
+Options (k, mode, filters, MMR, rerank, task) come from the settings, and can be overridden per retriever
+(``search_kwargs``) or per call, as LangChain retrievers allow: ``retriever.invoke(query, k=3, mode="bm25")``.
+One retriever serves many calls: it keeps its embedding provider, its reranker and its BM25 index warm.
 
 >>> from pipelines import build_retriever, Settings
 >>> retriever = build_retriever(Settings(store="/tmp/qwen-rag-doc", k=2))     # doctest: +SKIP
 >>> [d.metadata["source"] for d in retriever.invoke("什么是人工智能？")]       # doctest: +SKIP
 ['ml.txt', 'dl.txt']
+>>> retriever.invoke("什么是人工智能？", k=1, mode="dense")[0].metadata["source"]  # doctest: +SKIP
+'ml.txt'
 """
 
 from __future__ import annotations
 
-import fnmatch
+import threading
 from typing import Any
 
 import numpy as np
 from chromadb.api.models.Collection import Collection
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import BaseDocumentCompressor, Document
-from langchain_core.embeddings import Embeddings
 from langchain_core.retrievers import BaseRetriever
 from langchain_core.vectorstores.utils import maximal_marginal_relevance
-from pydantic import ConfigDict, PrivateAttr, model_validator
+from pydantic import ConfigDict, Field, PrivateAttr, model_validator
 
-from pipelines.embeddings.providers import ServerEmbeddings, make_embeddings
+from pipelines.embeddings import Provider, make_embeddings
+from pipelines.errors import ConfigError, StoreError
+from pipelines.retrieve import filters
 from pipelines.retrieve.fusion import reciprocal_rank_fusion
 from pipelines.retrieve.lexical import BM25Index
 from pipelines.retrieve.lexical_sync import sync_bm25
+from pipelines.retrieve.options import MAX_K, RERANK, options
 from pipelines.retrieve.rerank import make_reranker
 from pipelines.settings import Mode, Settings
-from pipelines.store.chroma import TASK_KEY, IndexSignature, Store, StoreError, open_store
+from pipelines.store.chroma import Store, open_store
+from pipelines.store.paging import pages
 from pipelines.store.records import SOURCE
-
-#: (store, collection) -> (chunk count when loaded, BM25 index).
-_LEXICAL: dict[tuple[str, str], tuple[int, BM25Index]] = {}
+from pipelines.store.signature import IndexSignature, guard, query_task
 
 
 class QwenRagRetriever(BaseRetriever):
@@ -42,71 +50,84 @@ class QwenRagRetriever(BaseRetriever):
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     collection: Collection
-    embeddings: Embeddings
+    embeddings: Provider
     dimension: int
     settings: Settings
     store: Store
     reranker: BaseDocumentCompressor | None = None
+    search_kwargs: dict[str, Any] = Field(default_factory=dict, description="Options over the settings' own.")
+    # Derived data, kept while the collection's size is unchanged: the BM25 index and the list of sources.
+    _lexical: tuple[int, BM25Index] | None = PrivateAttr(default=None)
     _sources: tuple[int, list[str]] | None = PrivateAttr(default=None)
+    _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
     @model_validator(mode="before")
     @classmethod
-    def _k_into_settings(cls, data: Any) -> Any:
-        """``QwenRagRetriever(k=3, ...)`` as LangChain retrievers take it; k lives in the settings."""
+    def _k_into_search_kwargs(cls, data: Any) -> Any:
+        """``QwenRagRetriever(k=3, ...)`` as LangChain retrievers take it."""
         if isinstance(data, dict) and "k" in data:
             data = dict(data)
-            data["settings"] = _with_k(data["settings"], data.pop("k"))
+            data["search_kwargs"] = {**data.get("search_kwargs", {}), "k": data.pop("k")}
         return data
+
+    @model_validator(mode="after")
+    def _check_search_kwargs(self) -> QwenRagRetriever:
+        self.options({})  # an unknown or out-of-range option fails here, not on the first query
+        return self
 
     @property
     def k(self) -> int:
-        return self.settings.k
+        return self.options({}).k
+
+    def options(self, overrides: dict[str, Any]) -> Settings:
+        """The settings for one call: the retriever's settings, its ``search_kwargs``, then ``overrides``."""
+        return options(options(self.settings, self.search_kwargs), overrides)
 
     def _get_relevant_documents(
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **kwargs: Any
     ) -> list[Document]:
-        # ``invoke(query, k=3)`` overrides the settings for this call, as LangChain retrievers allow.
-        s = self.settings if kwargs.get("k") is None else _with_k(self.settings, kwargs["k"])
+        s = self.options(kwargs)
+        rerank = {**self.search_kwargs, **kwargs}.get(RERANK, self.reranker is not None)
+        if rerank and self.reranker is None:
+            raise ConfigError("this retriever has no reranker: set --rerank-url")
+        reranker = self.reranker if rerank else None
+        embeddings = self.embeddings if s.task is None else self.embeddings.with_task(s.task)
         # With a reranker, the first stage hands it more candidates than the k it will return.
-        first = max(s.k, s.rerank_candidates) if self.reranker is not None else s.k
+        first = max(s.k, s.rerank_candidates) if reranker is not None else s.k
         if s.mode is Mode.DENSE:
-            docs = self._dense(query, first)
+            docs = self._dense(query, first, s, embeddings)
         elif s.mode is Mode.BM25:
-            docs = self._bm25(query, first)
+            docs = self._bm25(query, first, s)
         else:
-            docs = self._hybrid(query, first)
-        if self.reranker is not None:
-            docs = list(self.reranker.compress_documents(docs, query))
+            docs = self._hybrid(query, first, s, embeddings)
+        if reranker is not None:
+            docs = list(reranker.compress_documents(docs, query))
         return docs[: s.k]
 
     # -- lexical and fused ---------------------------------------------------------------------------------
 
-    def _lexical(self) -> BM25Index:
-        """The BM25 index, shared by every retriever of this collection in the process (the service builds one
-        per request); re-synced when the collection changed size since it was loaded."""
+    def _lexical_index(self) -> BM25Index:
+        """The BM25 index, loaded once and re-synced when the collection changed size since."""
         count = self.collection.count()
-        key = (self.store.where, self.collection.name)
-        cached = _LEXICAL.get(key)
-        if cached is None or cached[0] != count:
-            cached = (count, sync_bm25(self.store, self.collection))
-            _LEXICAL[key] = cached  # a dict store is atomic; two threads may both load, one wins
-        return cached[1]
+        with self._lock:
+            if self._lexical is None or self._lexical[0] != count:
+                self._lexical = (count, sync_bm25(self.store, self.collection))
+            return self._lexical[1]
 
-    def _bm25(self, query: str, k: int) -> list[Document]:
-        where = self._where()
+    def _bm25(self, query: str, k: int, s: Settings) -> list[Document]:
+        where = self._where(s)
         # Filters apply after BM25 ranks; fetch extra so that k survive a selective filter.
-        hits = self._lexical().search(query, k if where is None else max(k * 10, self.settings.rerank_candidates))
+        hits = self._lexical_index().search(query, k if where is None else max(k * 10, s.rerank_candidates))
         docs = self._fetch([cid for cid, _ in hits], where)
         scores = dict(hits)
         for doc in docs:
             doc.metadata["score"] = round(scores[str(doc.id)], 6)
         return docs[:k]
 
-    def _hybrid(self, query: str, k: int) -> list[Document]:
-        s = self.settings
+    def _hybrid(self, query: str, k: int, s: Settings, embeddings: Provider) -> list[Document]:
         pool = max(k, s.rerank_candidates)
-        dense = self._dense(query, pool)
-        lexical = self._bm25(query, pool)
+        dense = self._dense(query, pool, s, embeddings)
+        lexical = self._bm25(query, pool, s)
         fused = reciprocal_rank_fusion(
             [[str(d.id) for d in dense], [str(d.id) for d in lexical]],
             weights=[s.dense_weight, s.bm25_weight],
@@ -140,8 +161,8 @@ class QwenRagRetriever(BaseRetriever):
 
     # -- dense ---------------------------------------------------------------------------------------------
 
-    def _embed_query(self, query: str) -> list[float]:
-        vector = self.embeddings.embed_query(query)
+    def _embed_query(self, query: str, embeddings: Provider) -> list[float]:
+        vector = embeddings.embed_query(query)
         if len(vector) != self.dimension:
             raise StoreError(
                 f"the query vector has {len(vector)} dims but the collection holds {self.dimension}: "
@@ -149,12 +170,11 @@ class QwenRagRetriever(BaseRetriever):
             )
         return vector
 
-    def _dense(self, query: str, k: int) -> list[Document]:
-        s = self.settings
-        vector = self._embed_query(query)
+    def _dense(self, query: str, k: int, s: Settings, embeddings: Provider) -> list[Document]:
+        vector = self._embed_query(query, embeddings)
         fetch = max(k, s.rerank_candidates) if s.mmr else k
         include = ["documents", "metadatas", "distances"] + (["embeddings"] if s.mmr else [])
-        found = self.collection.query(query_embeddings=[vector], n_results=fetch, where=self._where(), include=include)
+        found = self.collection.query(query_embeddings=[vector], n_results=fetch, where=self._where(s), include=include)
         docs = [
             Document(page_content=text or "", metadata={**(meta or {}), "score": round(1.0 - float(dist), 6)}, id=cid)
             for cid, text, meta, dist in zip(
@@ -172,74 +192,52 @@ class QwenRagRetriever(BaseRetriever):
 
     # -- filters -------------------------------------------------------------------------------------------
 
-    def _where(self) -> dict[str, Any] | None:
-        """Metadata filters as a Chroma ``where``; a source glob becomes the list of sources it matches."""
-        s = self.settings
-        clauses: list[dict[str, Any]] = []
-        if s.file_type:
-            clauses.append({"file_type": s.file_type})
-        if s.page_from is not None:
-            clauses.append({"page": {"$gte": s.page_from}})
-        if s.page_to is not None:
-            clauses.append({"page": {"$lte": s.page_to}})
-        if s.source:
-            matching = [src for src in self._all_sources() if fnmatch.fnmatchcase(src, s.source)]
-            # No match must match nothing, not everything.
-            clauses.append({SOURCE: {"$in": matching or ["\x00none"]}})
-        if not clauses:
-            return None
-        return clauses[0] if len(clauses) == 1 else {"$and": clauses}
+    def _where(self, s: Settings) -> dict[str, Any] | None:
+        return filters.where(s, self._all_sources)
 
     def _all_sources(self) -> list[str]:
-        """Distinct sources, cached until the collection's size changes (Chroma cannot match globs itself)."""
+        """Distinct sources, cached until the collection's size changes."""
         count = self.collection.count()
-        if self._sources is None or self._sources[0] != count:
-            sources: set[str] = set()
-            offset, step = 0, 5000
-            while True:
-                page = self.collection.get(include=["metadatas"], limit=step, offset=offset)
-                sources.update(str((m or {}).get(SOURCE)) for m in page["metadatas"] or [])
-                if len(page["ids"]) < step:
-                    break
-                offset += step
-            self._sources = (count, sorted(sources))
-        return self._sources[1]
-
-
-def _with_k(settings: Settings, k: int) -> Settings:
-    """A copy of ``settings`` with another k, checked against the field's bounds as ``Settings(k=...)`` is."""
-    copy = settings.model_copy()
-    Settings.__pydantic_validator__.validate_assignment(copy, "k", k)
-    return copy
+        with self._lock:
+            if self._sources is None or self._sources[0] != count:
+                sources: set[str] = set()
+                for page in pages(self.collection, include=["metadatas"]):
+                    sources.update(str((m or {}).get(SOURCE)) for m in page["metadatas"] or [])
+                self._sources = (count, sorted(sources))
+            return self._sources[1]
 
 
 def build_retriever(
     settings: Settings | None = None,
     *,
-    embeddings: Embeddings | None = None,
+    embeddings: Provider | None = None,
     store: Store | None = None,
     k: int | None = None,
+    search_kwargs: dict[str, Any] | None = None,
 ) -> QwenRagRetriever:
-    """A retriever over the configured collection; refuses a collection built with another model."""
+    """A retriever over the configured collection; refuses a collection built with another model. Queries carry
+    the task given (``settings.task``), else the one the collection was ingested with, else the model's own."""
     settings = settings or Settings()
-    if k is not None:
-        settings = settings.model_copy(update={"k": k})
     embeddings = embeddings if embeddings is not None else make_embeddings(settings)
     store = store or open_store(settings)
     found = store.existing(settings.collection)
     if found is None:
         raise StoreError(f"no collection '{settings.collection}' in {store.where}: run `qwen-rag ingest` first")
-    recorded = IndexSignature.from_metadata(found.metadata)
-    model = embeddings.model_id  # type: ignore[attr-defined]
-    if recorded is None or recorded.model != model or settings.dimensions not in (None, recorded.dimension):
-        wanted = IndexSignature(model, settings.dimensions or 0, "")
-        raise StoreError(store.mismatch_message(settings.collection, recorded, wanted))
-    task = settings.task or (found.metadata or {}).get(TASK_KEY)
-    if task and isinstance(embeddings, ServerEmbeddings):
-        embeddings = embeddings.model_copy(update={"task": str(task)})
-    reranker = (
-        make_reranker(settings.rerank_url, settings.rerank_model, top_n=settings.k) if settings.rerank_url else None
+    recorded = guard(
+        settings.collection,
+        store.where,
+        IndexSignature.from_metadata(found.metadata),
+        embeddings.model_id,
+        settings.dimensions,
     )
+    task = query_task(settings.task, found.metadata)
+    if task is not None:
+        embeddings = embeddings.with_task(task)
+    # The reranker returns as many as any call may ask for (k's bound): each call cuts the list to its own k.
+    reranker = make_reranker(settings.rerank_url, settings.rerank_model, top_n=MAX_K) if settings.rerank_url else None
+    kwargs = dict(search_kwargs or {})
+    if k is not None:
+        kwargs["k"] = k
     return QwenRagRetriever(
         collection=found,
         embeddings=embeddings,
@@ -247,4 +245,5 @@ def build_retriever(
         settings=settings,
         store=store,
         reranker=reranker,
+        search_kwargs=kwargs,
     )

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.embeddings.providers import LocalEmbeddings
+from pipelines.embeddings.local import LocalEmbeddings
 from pipelines.ingestion.writer import ingest
 from pipelines.retrieve.retriever import QwenRagRetriever, build_retriever
 from pipelines.settings import Settings
@@ -17,7 +17,8 @@ from tests.conftest import SAMPLES
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, LocalEmbeddings]:
-    settings = Settings(store=tmp_path_factory.mktemp("demo") / "store", k=2)
+    # Dense: the tutorial's demo is a cosine search (the default, hybrid, is covered in test_retriever_modes.py).
+    settings = Settings(store=tmp_path_factory.mktemp("demo") / "store", k=2, mode="dense")
     embeddings = LocalEmbeddings()
     ingest([SAMPLES], settings, embeddings=embeddings)
     return settings, embeddings

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.embeddings.providers import LocalEmbeddings
+from pipelines.embeddings.local import LocalEmbeddings
 from pipelines.ingestion.writer import ingest
 from pipelines.retrieve.retriever import build_retriever
 from pipelines.settings import Settings
@@ -29,7 +29,7 @@ def indexed(tmp_path_factory: pytest.TempPathFactory, local: LocalEmbeddings, pd
     corpus = tmp_path_factory.mktemp("modes") / "corpus"
     shutil.copytree(SAMPLES, corpus)
     shutil.copy(pdfs / "en_paper_acl2020-main-207.pdf", corpus / "paper.pdf")
-    settings = Settings(store=corpus.parent / "store", k=3)
+    settings = Settings(store=corpus.parent / "store", k=3, mode="dense")  # each test names the mode it is about
     ingest([corpus], settings, embeddings=local)
     return settings
 
@@ -91,7 +91,7 @@ def test_mmr_trades_relevance_for_diversity(tmp_path: Path, local: LocalEmbeddin
     for i in range(3):
         (corpus / f"ml{i}.txt").write_text(f"机器学习是一种让计算机自动学习的方法{'。' * (i + 1)}", encoding="utf-8")
     (corpus / "dl.txt").write_text("深度学习是机器学习的一个分支，使用神经网络。", encoding="utf-8")
-    settings = Settings(store=tmp_path / "s", k=2)
+    settings = Settings(store=tmp_path / "s", k=2, mode="dense")
     ingest([corpus], settings, embeddings=local)
     plain = sources(settings, local, "机器学习")
     diverse = sources(settings, local, "机器学习", mmr=True, mmr_lambda=0.3)
