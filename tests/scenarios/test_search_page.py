@@ -1,18 +1,26 @@
-"""The search page in a real headless Chromium (Debian's ``chromium``) driven by Playwright, against real servers."""
+"""The search page and the API docs in a real headless Chromium (Debian's ``chromium``) driven by Playwright, against
+real servers, with and without an API key.
+
+Offline as on a closed intranet: every request the browser makes to anywhere but 127.0.0.1 is aborted and fails the
+test, and so does any console error (a CSP violation included): the pages fetch nothing from outside the service.
+"""
 
 from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, Route, expect, sync_playwright
+from openpyxl import Workbook
+from playwright.sync_api import Browser, ConsoleMessage, Page, Request, Route, expect, sync_playwright
 
-from pipelines.embeddings.providers import LocalEmbeddings
+from pipelines.embeddings.local import LocalEmbeddings
 from pipelines.ingestion.writer import ingest
-from pipelines.service.app import create_app, serve_in_background
-from pipelines.settings import Settings
+from pipelines.service.app import create_app
+from pipelines.service.run import serve_in_background
+from pipelines.settings import Mode, Settings
 from tests.conftest import SAMPLES
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -27,11 +35,13 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+SERVICE_HOST = "127.0.0.1"
 KEY = "page-key-31c5"
 AI = "什么是人工智能？"
 HANDLED = "Failed to load resource: the server responded with a status of 4"
 # A passage that would run script if the page ever used innerHTML for passage text.
 MARKUP = '<img src=x onerror="window.pwned=1"><script>window.pwned=2</script> <b>oolong</b> markup sample\n'
+RETRIEVE = "#operations-default-retrieve_v1_retrieve_post"  # Swagger UI's block for POST /v1/retrieve
 
 
 @pytest.fixture(scope="module")
@@ -39,9 +49,20 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     corpus = tmp_path_factory.mktemp("corpus")
     shutil.copytree(SAMPLES, corpus, dirs_exist_ok=True)
     (corpus / "markup.txt").write_text(MARKUP, encoding="utf-8")
-    settings = Settings(store=tmp_path_factory.mktemp("page") / "store", k=3)
+    book = Workbook()
+    book.active.title = "库存"
+    for row in [("item", "count"), ("zebrafish tank", 4), ("axolotl tank", 2)]:
+        book.active.append(row)
+    book.save(corpus / "stock.xlsx")
+    # Dense, whatever the default: the tests below read the mode the page was told.
+    settings = Settings(store=tmp_path_factory.mktemp("page") / "store", k=3, mode=Mode.DENSE)
     ingest([corpus], settings, embeddings=LocalEmbeddings(), progress=False)
     return settings
+
+
+@pytest.fixture(scope="module")
+def embeddings() -> LocalEmbeddings:
+    return LocalEmbeddings()
 
 
 @pytest.fixture(scope="module")
@@ -58,15 +79,32 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture(scope="module")
-def open_url(settings: Settings) -> Iterator[str]:
-    with serve_in_background(create_app(settings, api_key=None, embeddings=LocalEmbeddings())) as url:
+def open_url(settings: Settings, embeddings: LocalEmbeddings) -> Iterator[str]:
+    with serve_in_background(create_app(settings, api_key=None, embeddings=embeddings), host=SERVICE_HOST) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def locked_url(settings: Settings, embeddings: LocalEmbeddings) -> Iterator[str]:
+    with serve_in_background(create_app(settings, api_key=KEY, embeddings=embeddings), host=SERVICE_HOST) as url:
         yield url
 
 
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
-    """A fresh page that fails the test on any console error (a CSP violation included) or script error."""
+    """A fresh page (its own sessionStorage) that fails the test on any console error (a CSP violation included),
+    script error, or request to anywhere but the service's host (aborted: the browser is offline)."""
     context = browser.new_context()
+    outside: list[str] = []
+
+    def only_the_service(route: Route) -> None:
+        if urlsplit(route.request.url).hostname == SERVICE_HOST:
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    context.route("**/*", only_the_service)
     page = context.new_page()
     problems: list[str] = []
 
@@ -80,6 +118,7 @@ def page(browser: Browser) -> Iterator[Page]:
     yield page
     context.close()
     assert problems == []
+    assert outside == []
 
 
 def search(page: Page, query: str) -> None:
@@ -87,9 +126,18 @@ def search(page: Page, query: str) -> None:
     page.get_by_label("Query").press("Enter")
 
 
+def enter_key(page: Page, key: str) -> None:
+    page.get_by_label("API key").fill(key)
+    page.get_by_label("API key").press("Enter")
+
+
+# -- the search page ---------------------------------------------------------------------------------------------
+
+
 def test_a_chinese_query_shows_ml_txt_with_the_terms_highlighted(page: Page, open_url: str) -> None:
     page.goto(open_url + "/")
     expect(page.locator("#k")).to_have_value("3")  # the service's default, told to the page
+    expect(page.get_by_label("API key")).to_be_hidden()  # no key, no key form
     search(page, AI)
     first = page.locator("#results > li").first
     expect(first.locator(".source")).to_have_text("ml.txt")
@@ -130,6 +178,43 @@ def test_passage_markup_is_shown_as_text_never_run(page: Page, open_url: str) ->
     expect(text.locator("mark")).to_have_text(["oolong", "markup", "sample"])
 
 
+def test_a_spreadsheet_passage_shows_its_sheet_and_rows(page: Page, open_url: str) -> None:
+    page.goto(open_url + "/")
+    page.locator("#k").fill("1")
+    search(page, "zebrafish axolotl tank")
+    meta = page.locator("#results > li .meta").first
+    expect(meta.locator(".source")).to_have_text("stock.xlsx")
+    expect(meta.locator(".sheet")).to_have_text("sheet 库存")
+    expect(meta.locator(".rows")).to_have_text("rows 2–3")
+    expect(meta.locator(".page, .section")).to_have_count(0)
+
+
+def test_each_format_shows_where_its_passage_is(page: Page, open_url: str) -> None:
+    """Slides, PDF pages, Word sections and single table rows, from an answer the test gives the page."""
+    results = [
+        {"source": "deck.pptx", "file_type": "pptx", "page": 2, "title": "目标"},
+        {"source": "paper.pdf", "file_type": "pdf", "page": 7},
+        {"source": "guide.docx", "file_type": "docx", "section": "安装 > 离线安装"},
+        {"source": "prices.csv", "file_type": "csv", "row_start": 5, "row_end": 5},
+    ]
+    answer = {
+        "query": "x",
+        "mode": "dense",
+        "took_ms": 1.0,
+        "results": [{"text": "x", "start_index": 0, "score": 0.5, **r} for r in results],
+    }
+    page.route("**/v1/retrieve", lambda route: route.fulfill(json=answer))
+    page.goto(open_url + "/")
+    search(page, "x")
+    items = page.locator("#results > li .meta")
+    expect(items).to_have_count(4)
+    expect(items.nth(0).locator(".page")).to_have_text("slide 2")
+    expect(items.nth(1).locator(".page")).to_have_text("p. 7")
+    expect(items.nth(2).locator(".section")).to_have_text("§ 安装 > 离线安装")
+    expect(items.nth(3).locator(".rows")).to_have_text("row 5")
+    expect(page.locator("#results .sheet")).to_have_count(0)
+
+
 def test_errors_show_on_the_page(page: Page, open_url: str, tmp_path: Path) -> None:
     page.goto(open_url + "/")
     page.locator("#k").fill("500")
@@ -138,7 +223,7 @@ def test_errors_show_on_the_page(page: Page, open_url: str, tmp_path: Path) -> N
     assert page.locator("#k").evaluate("k => k.validity.rangeOverflow")
     expect(page.locator("#status")).to_have_text("")
     empty = create_app(Settings(store=tmp_path / "empty"), api_key=None, embeddings=LocalEmbeddings())
-    with serve_in_background(empty) as url:
+    with serve_in_background(empty, host=SERVICE_HOST) as url:
         page.goto(url + "/")
         search(page, AI)
         expect(page.locator("#status")).to_have_class("error")
@@ -146,16 +231,77 @@ def test_errors_show_on_the_page(page: Page, open_url: str, tmp_path: Path) -> N
         expect(page.locator("#results > li")).to_have_count(0)
 
 
-def test_with_an_api_key_the_page_sends_the_key_from_its_field(page: Page, settings: Settings) -> None:
-    with serve_in_background(create_app(settings, api_key=KEY, embeddings=LocalEmbeddings())) as url:
-        # The page itself needs the key too; a browser cannot add it to a navigation, so the test does.
-        def with_key(route: Route) -> None:
-            route.continue_(headers={**route.request.headers, "authorization": f"Bearer {KEY}"})
+# -- with an API key ---------------------------------------------------------------------------------------------
 
-        page.route(url + "/", with_key)
-        page.goto(url + "/")
-        search(page, AI)
-        expect(page.locator("#status")).to_contain_text("needs an API key")
-        page.get_by_label("API key").fill(KEY)
-        search(page, AI)
-        expect(page.locator("#results > li .source").first).to_have_text("ml.txt")
+
+def test_with_a_key_the_page_asks_once_and_sends_it_as_a_bearer_token(page: Page, locked_url: str) -> None:
+    sent: list[Request] = []
+    page.on("request", lambda request: sent.append(request) if "v1/retrieve" in request.url else None)
+    page.goto(locked_url + "/")  # the page itself needs no key: a browser cannot send one on a navigation
+    expect(page.locator("#status")).to_have_text("This service needs an API key.")
+    expect(page.get_by_label("API key")).to_be_focused()
+    enter_key(page, KEY)
+    expect(page.get_by_label("API key")).to_be_hidden()
+    search(page, AI)
+    expect(page.locator("#results > li .source").first).to_have_text("ml.txt")
+    # Kept for the tab: a reload does not ask again.
+    page.reload()
+    expect(page.get_by_label("API key")).to_be_hidden()
+    search(page, AI)
+    expect(page.locator("#results > li .source").first).to_have_text("ml.txt")
+    assert [r.header_value("authorization") for r in sent] == [f"Bearer {KEY}"] * 2
+    assert all(KEY not in r.url for r in sent)
+
+
+def test_a_wrong_key_says_so_and_asks_again(page: Page, locked_url: str) -> None:
+    page.goto(locked_url + "/")
+    enter_key(page, "not-the-key")
+    search(page, AI)
+    expect(page.locator("#status")).to_have_class("error")
+    expect(page.locator("#status")).to_have_text("The service refused this API key: enter the right one.")
+    expect(page.get_by_label("API key")).to_be_visible()
+    expect(page.get_by_label("API key")).to_have_value("")
+    expect(page.locator("#results > li")).to_have_count(0)
+    # The search the key was asked for runs as soon as the right one is given.
+    enter_key(page, KEY)
+    expect(page.locator("#results > li .source").first).to_have_text("ml.txt")
+    expect(page.locator("#status")).not_to_have_class("error")
+
+
+# -- the API docs ------------------------------------------------------------------------------------------------
+
+
+def test_the_docs_render_offline(page: Page, open_url: str) -> None:
+    page.goto(open_url + "/docs")
+    expect(page.locator(RETRIEVE)).to_be_visible()
+    expect(page.locator(RETRIEVE)).to_contain_text("/v1/retrieve")
+    expect(page.get_by_label("API key")).to_be_hidden()
+    expect(page.get_by_role("button", name="Authorize")).to_have_count(0)  # no key, no security scheme
+
+
+def test_with_a_key_the_docs_ask_for_it_and_try_it_out_sends_it(page: Page, locked_url: str) -> None:
+    page.goto(locked_url + "/docs")
+    expect(page.locator("#status")).to_have_text("This service needs an API key to show its API.")
+    enter_key(page, "not-the-key")
+    expect(page.locator("#status")).to_have_text("The service refused this API key: enter the right one.")
+    expect(page.locator(RETRIEVE)).to_have_count(0)
+    enter_key(page, KEY)
+    operation = page.locator(RETRIEVE)
+    expect(operation).to_be_visible()
+    expect(page.get_by_label("API key")).to_be_hidden()
+    operation.locator(".opblock-summary").click()
+    operation.get_by_role("button", name="Try it out").click()
+    operation.get_by_role("button", name="Execute").click()  # the request body is the schema's example: AI, k=2
+    expect(operation.locator(".curl")).to_contain_text(f"Authorization: Bearer {KEY}")
+    expect(operation.locator(".live-responses-table tbody .response-col_status")).to_have_text("200")
+    expect(operation.locator(".live-responses-table tbody .response-col_description")).to_contain_text("ml.txt")
+
+
+def test_a_key_given_to_the_search_page_serves_the_docs_in_the_same_tab(page: Page, locked_url: str) -> None:
+    page.goto(locked_url + "/")
+    enter_key(page, KEY)
+    page.get_by_role("link", name="API docs").click()
+    expect(page.locator(RETRIEVE)).to_be_visible()
+    expect(page.get_by_label("API key")).to_be_hidden()
+    page.get_by_role("link", name="Search page").click()
+    expect(page.get_by_label("API key")).to_be_hidden()

@@ -16,10 +16,12 @@ import pytest
 import uvicorn
 from fastapi.testclient import TestClient
 
-from pipelines.embeddings.providers import LocalEmbeddings
+from pipelines.embeddings.local import LocalEmbeddings
 from pipelines.ingestion.writer import ingest
-from pipelines.service.app import create_app, serve, serve_in_background
-from pipelines.settings import OnMismatch, Settings
+from pipelines.retrieve.passages import PLACES
+from pipelines.service.app import create_app
+from pipelines.service.run import serve, serve_in_background
+from pipelines.settings import Mode, OnMismatch, Settings
 from pipelines.store.chroma import IndexSignature, open_store
 from testbed.rerank import RerankServer
 from tests.conftest import REPO, SAMPLES
@@ -35,7 +37,8 @@ def embeddings() -> LocalEmbeddings:
 
 @pytest.fixture(scope="module")
 def settings(tmp_path_factory: pytest.TempPathFactory, embeddings: LocalEmbeddings) -> Settings:
-    settings = Settings(store=tmp_path_factory.mktemp("service") / "store", k=3)
+    # Dense: these tests hold the tutorial's cosine answers; hybrid (the default) is asked for per request below.
+    settings = Settings(store=tmp_path_factory.mktemp("service") / "store", k=3, mode=Mode.DENSE)
     ingest([SAMPLES], settings, embeddings=embeddings, progress=False)
     return settings
 
@@ -72,7 +75,8 @@ def test_the_tutorial_query_finds_machine_and_deep_learning(client: TestClient) 
     body = response.json()
     assert body["query"] == AI and body["mode"] == "dense" and body["took_ms"] > 0
     first, second = body["results"]
-    assert set(first) == {"text", "source", "page", "start_index", "score"}
+    assert set(first) == {"text", "source", "file_type", "page", "start_index", "score", *PLACES}
+    assert first["file_type"] == "text" and all(first[key] is None for key in PLACES)
     assert first["source"] == "ml.txt" and "机器学习" in first["text"]
     assert first["page"] is None and first["start_index"] == 0
     assert first["score"] >= second["score"] > 0
@@ -240,7 +244,8 @@ def test_an_unreachable_chroma_server_is_503(embeddings: LocalEmbeddings) -> Non
     [{}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {KEY}"}, {"Authorization": f"Bearer {KEY}x"}],
 )
 def test_without_the_right_key_only_a_401(locked_url: str, headers: dict[str, str]) -> None:
-    for method, path in [("POST", "/v1/retrieve"), ("GET", "/"), ("GET", "/docs"), ("GET", "/openapi.json")]:
+    # The search page and the docs shell are public (they hold no data and ask for the key); the data is not.
+    for method, path in [("POST", "/v1/retrieve"), ("GET", "/openapi.json"), ("POST", "/mcp")]:
         response = httpx.request(method, locked_url + path, json={"query": AI}, headers=headers)
         assert response.status_code == 401, path
         assert response.headers["www-authenticate"] == "Bearer"
@@ -285,7 +290,8 @@ def test_50_concurrent_requests_all_succeed_with_the_sequential_answers(open_url
 def test_the_page_knows_the_defaults_and_allows_only_its_own_script(client: TestClient) -> None:
     response = client.get("/")
     assert response.headers["content-type"] == "text/html; charset=utf-8"
-    assert 'content="{&quot;k&quot;: 3, &quot;mode&quot;: &quot;dense&quot;}"' in response.text
+    config = "{&quot;k&quot;: 3, &quot;mode&quot;: &quot;dense&quot;, &quot;needs_key&quot;: false}"
+    assert f'content="{config}"' in response.text
     policy = response.headers["content-security-policy"]
     assert "default-src 'none'" in policy and "script-src 'sha256-" in policy and "unsafe-inline" not in policy
 
@@ -298,7 +304,7 @@ def test_serve_warns_when_open_to_the_network_without_a_key(
     for host, key in [("127.0.0.1", None), ("::1", None), ("localhost", None), ("0.0.0.0", "k"), ("0.0.0.0", None)]:
         serve(settings, host=host, port=8123, api_key=key)
     assert [w["host"] for w in started] == ["127.0.0.1", "::1", "localhost", "0.0.0.0", "0.0.0.0"]
-    warnings = [r.getMessage() for r in caplog.records if r.name == "pipelines.service.app"]
+    warnings = [r.getMessage() for r in caplog.records if r.name == "pipelines.service.run"]
     assert warnings == ["serving on 0.0.0.0 without --api-key: anyone who can reach it can read the whole index"]
 
 
@@ -307,7 +313,7 @@ def test_serve_runs_uvicorn_on_loopback(settings: Settings) -> None:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     code = (
-        "from pipelines.service.app import serve; from pipelines.settings import Settings; "
+        "from pipelines.service.run import serve; from pipelines.settings import Settings; "
         f"serve(Settings(store={str(settings.store)!r}), port={port}, api_key='k')"
     )
     process = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, env=os.environ | {"PYTHONUNBUFFERED": "1"})

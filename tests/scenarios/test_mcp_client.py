@@ -1,0 +1,140 @@
+"""A real MCP client against the real server: the SDK's client starts ``python -m pipelines.service.mcp`` over stdio,
+and talks streamable HTTP to the server mounted at ``/mcp`` in a FastAPI app behind the service's API key, served by
+uvicorn on 127.0.0.1."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+import httpx
+import httpx2
+import pytest
+from fastapi import FastAPI
+from mcp.client.session import ClientSession
+from mcp.client.stdio import StdioServerParameters, stdio_client
+from mcp.client.streamable_http import streamable_http_client
+from mcp_types import CallToolResult, ListToolsResult
+from starlette.routing import Route
+
+from pipelines.embeddings import make_embeddings
+from pipelines.ingestion.writer import ingest
+from pipelines.retrieve.warm import WarmRetrievers
+from pipelines.service.auth import BearerAuth
+from pipelines.service.mcp import http_app
+from pipelines.service.run import serve_in_background
+from pipelines.settings import Settings
+from tests.conftest import REPO, SAMPLES
+
+AI = "什么是人工智能？"
+KEY = "mcp-test-key-5b1e"
+
+
+@pytest.fixture(scope="module")
+def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    settings = Settings(store=tmp_path_factory.mktemp("mcp-client") / "store", mode="dense")
+    ingest([SAMPLES], settings, progress=False)
+    return settings
+
+
+async def session_calls(session: ClientSession) -> tuple[ListToolsResult, CallToolResult, CallToolResult]:
+    await session.initialize()
+    listed = await session.list_tools()
+    found = await session.call_tool("search", {"query": AI, "k": 2})
+    failed = await session.call_tool("read", {"source": "missing.md"})
+    return listed, found, failed
+
+
+def check(listed: ListToolsResult, found: CallToolResult, failed: CallToolResult) -> None:
+    assert sorted(tool.name for tool in listed.tools) == ["collections", "read", "search"]
+    assert not found.is_error and found.structured_content is not None
+    passages: list[dict[str, Any]] = found.structured_content["result"]
+    assert passages[0]["source"] == "ml.txt" and "机器学习" in passages[0]["text"]
+    assert failed.is_error
+    assert [c.text for c in failed.content] == [  # type: ignore[union-attr]
+        "Error executing tool read: no file 'missing.md' in collection 'default': use a source as search returns it"
+    ]
+
+
+# -- stdio: what a desktop client does ---------------------------------------------------------------------------
+
+
+def test_a_client_starts_the_server_over_stdio_and_searches(settings: Settings) -> None:
+    server = StdioServerParameters(
+        command=sys.executable, args=["-m", "pipelines.service.mcp", "--store", str(settings.store)], cwd=REPO
+    )
+
+    async def go() -> tuple[ListToolsResult, CallToolResult, CallToolResult]:
+        async with stdio_client(server) as (read, write), ClientSession(read, write) as session:
+            return await session_calls(session)
+
+    check(*anyio.run(go))
+
+
+# -- streamable HTTP, mounted in a FastAPI service behind its key ------------------------------------------------
+
+
+def service(settings: Settings, warm: WarmRetrievers, host: str = "127.0.0.1") -> FastAPI:
+    """A FastAPI app with the MCP server at /mcp, as ``qwen-rag serve`` mounts it."""
+    mcp_app = http_app(settings, warm=warm, host=host)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with mcp_app.router.lifespan_context(mcp_app):
+            yield
+
+    app = FastAPI(lifespan=lifespan)
+    app.add_middleware(BearerAuth, key=KEY)
+    app.router.routes.append(Route("/mcp", mcp_app, include_in_schema=False))
+    return app
+
+
+@pytest.fixture(scope="module")
+def warm(settings: Settings) -> WarmRetrievers:
+    return WarmRetrievers(settings, embeddings=make_embeddings(settings))
+
+
+@pytest.fixture(scope="module")
+def url(settings: Settings, warm: WarmRetrievers) -> Iterator[str]:
+    with serve_in_background(service(settings, warm)) as base:
+        yield f"{base}/mcp"
+
+
+AUTHORISED = {"Authorization": f"Bearer {KEY}"}
+LIST_TOOLS = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
+
+
+def test_a_client_with_the_key_searches_over_http(url: str) -> None:
+    async def go() -> tuple[ListToolsResult, CallToolResult, CallToolResult]:
+        async with (
+            httpx2.AsyncClient(headers=AUTHORISED, timeout=60) as http,
+            streamable_http_client(url, http_client=http) as (read, write),
+            ClientSession(read, write) as session,
+        ):
+            return await session_calls(session)
+
+    check(*anyio.run(go))
+
+
+def test_without_the_key_the_endpoint_answers_401(url: str) -> None:
+    for headers in ({}, {"Authorization": "Bearer wrong"}):
+        response = httpx.post(url, json=LIST_TOOLS, headers=headers)
+        assert response.status_code == 401 and response.json() == {"detail": "missing or wrong API key"}
+
+
+def test_the_endpoint_is_mcp_itself_and_answers_plain_json(url: str) -> None:
+    response = httpx.post(url, json=LIST_TOOLS, headers=AUTHORISED)  # stateless: no session to open first
+    assert response.status_code == 200  # not a 307 to /mcp/
+    assert response.headers["content-type"] == "application/json"
+    assert sorted(tool["name"] for tool in response.json()["result"]["tools"]) == ["collections", "read", "search"]
+
+
+def test_on_loopback_a_foreign_host_name_is_refused(settings: Settings, warm: WarmRetrievers, url: str) -> None:
+    """DNS rebinding: a web page whose name resolves to 127.0.0.1 must not reach the server through a browser."""
+    rebound = {**AUTHORISED, "Host": "attacker.example"}
+    assert httpx.post(url, json=LIST_TOOLS, headers=rebound).status_code == 421
+    with serve_in_background(service(settings, warm, host="0.0.0.0")) as base:  # served for any name: no check
+        assert httpx.post(f"{base}/mcp", json=LIST_TOOLS, headers=rebound).status_code == 200
