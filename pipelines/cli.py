@@ -18,6 +18,7 @@ from typing import Any
 import click
 from pydantic import SecretStr, ValidationError
 
+from loaders.errors import one_line
 from pipelines.settings import Settings
 
 Command = Callable[..., Any]
@@ -91,27 +92,32 @@ RETRIEVAL = (
 
 
 class FriendlyGroup(click.Group):
-    """Known errors become one line on stderr; ``--debug`` keeps the traceback."""
+    """Every error becomes one line on stderr (what, where, what to do); ``--debug`` keeps the traceback."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        from pipelines.embeddings.providers import EmbeddingServerError
-        from pipelines.ingestion.writer import IngestAborted
-        from pipelines.store.chroma import StoreError
-
         try:
             return super().invoke(ctx)
-        except (EmbeddingServerError, StoreError, IngestAborted, ValidationError, ValueError) as error:
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise  # click's own: usage errors, --help, Ctrl-C
+        except Exception as error:
             if ctx.params.get("debug"):
                 raise
-            message = _one_line(error)
-            click.echo(f"error: {message}", err=True)
+            click.echo(f"error: {_one_line(error)}", err=True)
             sys.exit(1)
 
 
 def _one_line(error: Exception) -> str:
+    """qwen-rag's errors and file-system errors say all in one line; anything else is named as unexpected."""
+    from pipelines.errors import QwenRagError
+
     if isinstance(error, ValidationError):
         return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in error.errors())
-    return " ".join(str(error).split())
+    if isinstance(error, QwenRagError):
+        return str(error)
+    if isinstance(error, OSError):
+        where = f"{error.filename}: " if error.filename else ""
+        return f"{where}{one_line(error.strerror or str(error))}"
+    return f"unexpected {type(error).__name__}: {one_line(str(error))} (run with --debug for the traceback)"
 
 
 @click.group(cls=FriendlyGroup)
@@ -133,17 +139,29 @@ def main(debug: bool) -> None:
     "include",
     "exclude",
     "pdf_password",
+    "ocr",
+    "file_timeout",
     "on_mismatch",
 )
 @click.option("--full", is_flag=True, help="Rebuild the collection from scratch.")
 @click.option("--strict", is_flag=True, help="Exit non-zero if any file could not be indexed.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
-def ingest(paths: tuple[Path, ...], full: bool, strict: bool, as_json: bool, **options: Any) -> None:
+@click.option(
+    "--watch", "keep_watching", is_flag=True, help="Then keep the collection in sync with the paths (Ctrl-C stops)."
+)
+def ingest(
+    paths: tuple[Path, ...], full: bool, strict: bool, as_json: bool, keep_watching: bool, **options: Any
+) -> None:
     """Index files and folders (incremental: unchanged files are not embedded again)."""
     from pipelines.ingestion.writer import IngestAborted
     from pipelines.ingestion.writer import ingest as run_ingest
 
     settings = make_settings(options)
+    if keep_watching:
+        if as_json or strict:
+            raise click.UsageError("--watch prints one line per change: it takes neither --json nor --strict")
+        _watch(list(paths), settings, full=full)
+        return
     try:
         report = run_ingest(list(paths), settings, full=full)
     except IngestAborted as aborted:
@@ -157,6 +175,18 @@ def ingest(paths: tuple[Path, ...], full: bool, strict: bool, as_json: bool, **o
         sys.exit(1)
     if strict and report.problems:
         sys.exit(2)
+
+
+def _watch(paths: list[Path], settings: Settings, *, full: bool) -> None:
+    """Ingest, then follow the paths until Ctrl-C or SIGTERM (a service manager's stop): one line per change."""
+    import signal
+    import threading
+
+    from pipelines.ingestion.watch import watch
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    watch(paths, settings, full=full, stop_event=stop, on_change=lambda line: click.echo(line, err=True))
 
 
 def _print_ingest(summary: dict[str, Any], as_json: bool) -> None:
@@ -183,27 +213,17 @@ def _print_ingest(summary: dict[str, Any], as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array of passages.")
 def query(text: str, as_json: bool, **options: Any) -> None:
     """Search the collection; prints ranked passages with source, page and score."""
+    from pipelines.retrieve.passages import passage, where
     from pipelines.retrieve.retriever import build_retriever
 
     settings = make_settings(options)
-    docs = build_retriever(settings).invoke(text)
-    rows = [
-        {
-            "text": d.page_content,
-            "source": d.metadata.get("source"),
-            "page": d.metadata.get("page"),
-            "start_index": d.metadata.get("start_index"),
-            "score": d.metadata.get("score"),
-        }
-        for d in docs
-    ]
+    rows = [passage(d) for d in build_retriever(settings).invoke(text)]
     if as_json:
         click.echo(json.dumps(rows, ensure_ascii=False))
         return
     for rank, row in enumerate(rows, start=1):
-        where = f"{row['source']} p.{row['page']}" if row["page"] else row["source"]
         snippet = " ".join(row["text"].split())
-        click.echo(f"{rank}. [{row['score']:.4f}] {where}\n   {snippet[:400]}")
+        click.echo(f"{rank}. [{row['score']:.4f}] {where(row)}\n   {snippet[:400]}")
 
 
 @main.command()
@@ -214,7 +234,7 @@ def doctor(as_json: bool, **options: Any) -> None:
     from dataclasses import asdict
 
     from pipelines.doctor import examine
-    from pipelines.embeddings.providers import make_embeddings
+    from pipelines.embeddings import make_embeddings
 
     settings = make_settings(options)
     report = examine(make_embeddings(settings))
@@ -236,21 +256,14 @@ def doctor(as_json: bool, **options: Any) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 def stats(as_json: bool, **options: Any) -> None:
     """Collections in the store with their chunk counts, model and dimension."""
-    from pipelines.store.chroma import IndexSignature, open_store
+    from pipelines.store.catalog import collections
+    from pipelines.store.chroma import open_store
 
     store = open_store(make_settings(options))
-    rows = []
-    for name in store.collection_names():
-        collection = store.client.get_collection(name)
-        signature = IndexSignature.from_metadata(collection.metadata)
-        rows.append(
-            {
-                "collection": name,
-                "chunks": collection.count(),
-                "model": signature.model if signature else None,
-                "dimension": signature.dimension if signature else None,
-            }
-        )
+    rows = [
+        {"collection": c.name, "chunks": c.chunks, "model": c.model, "dimension": c.dimension, "task": c.task}
+        for c in collections(store)
+    ]
     if as_json:
         click.echo(json.dumps({"store": store.where, "collections": rows}, ensure_ascii=False))
         return
@@ -268,20 +281,33 @@ def stats(as_json: bool, **options: Any) -> None:
     "service_key",
     envvar="QWEN_RAG_SERVICE_KEY",
     default=None,
-    help="Require `Authorization: Bearer KEY` on every route but /health [env QWEN_RAG_SERVICE_KEY].",
+    help="Require `Authorization: Bearer KEY` on the API and /mcp (the search page and /docs ask for it) "
+    "[env QWEN_RAG_SERVICE_KEY].",
 )
 def serve(host: str, port: int, service_key: str | None, **options: Any) -> None:
-    """Serve POST /v1/retrieve, a search page at / and the API docs at /docs.
+    """Serve POST /v1/retrieve, MCP at /mcp, a search page at / and the API docs at /docs (offline).
 
     The embedding server's own key comes from QWEN_RAG_API_KEY here: --api-key is the service's.
     """
-    from pipelines.service.app import serve as run_service
+    from pipelines.service.run import serve as run_service
 
     run_service(make_settings(options), host=host, port=port, api_key=service_key)
 
 
+@main.command()
+@settings_options(*STORE, *EMBEDDINGS, "k", *RETRIEVAL)
+def mcp(**options: Any) -> None:
+    """Serve the MCP tools search, read and collections over stdio, for chat clients and agents.
+
+    Client configuration: {"mcpServers": {"qwen-rag": {"command": "qwen-rag", "args": ["mcp", "--store", DIR]}}}
+    """
+    from pipelines.service.mcp import run_stdio
+
+    run_stdio(make_settings(options))
+
+
 @main.command(name="eval")
-@click.argument("dataset_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("dataset_dir", type=click.Path(path_type=Path))  # checked by the loader: one line if missing
 @click.option("--split", default="test", show_default=True, help="Qrels split to score (tune on train/dev/trial).")
 @click.option("--modes", default=None, help="Comma-separated modes to compare (default: --mode).")
 @click.option("--report-dir", type=click.Path(path_type=Path), default=Path("eval-reports"), show_default=True)
@@ -291,7 +317,8 @@ def evaluate_command(
     dataset_dir: Path, split: str, modes: str | None, report_dir: Path, as_json: bool, **options: Any
 ) -> None:
     """Score retrieval on a BEIR-layout dataset: nDCG@10, Recall@10/100, MRR@10, latency."""
-    from pipelines.evaluate.run import evaluate, markdown_report, svg_plot
+    from pipelines.evaluate.report import markdown_report, svg_plot
+    from pipelines.evaluate.run import evaluate
     from pipelines.settings import Mode
 
     settings = make_settings(options)

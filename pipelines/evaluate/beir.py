@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pipelines.errors import DatasetError
+
 __all__ = ["BeirDataset", "load_beir"]
 
 
@@ -31,10 +33,12 @@ def load_beir(directory: Path, split: str) -> BeirDataset:
     """Load the corpus, the queries judged in ``split`` and their judgments. Errors name the file (and line) at
     fault: a missing file, bad JSON, a record without ``_id``, a malformed qrels row, a judged query with no text."""
     directory = Path(directory)
+    if not directory.is_dir():
+        raise DatasetError(f"{directory}: no such dataset folder (BEIR layout: corpus.jsonl, queries.jsonl, qrels/)")
     qrels_path = directory / "qrels" / f"{split}.tsv"
     if not qrels_path.is_file():
         splits = sorted(p.stem for p in (directory / "qrels").glob("*.tsv"))
-        raise FileNotFoundError(f"{qrels_path}: no such qrels file (splits found: {', '.join(splits) or 'none'})")
+        raise DatasetError(f"{qrels_path}: no such qrels file (splits found: {', '.join(splits) or 'none'})")
     qrels = _read_qrels(qrels_path)
 
     queries_path = directory / "queries.jsonl"
@@ -43,7 +47,9 @@ def load_beir(directory: Path, split: str) -> BeirDataset:
         if record["_id"] in qrels:
             queries[record["_id"]] = str(record.get("text") or "")
     if missing := [qid for qid in qrels if qid not in queries]:
-        raise ValueError(f"{qrels_path}: {len(missing)} judged queries are not in {queries_path}, e.g. {missing[0]!r}")
+        raise DatasetError(
+            f"{qrels_path}: {len(missing)} judged queries are not in {queries_path}, e.g. {missing[0]!r}"
+        )
 
     corpus = {
         record["_id"]: {"title": str(record.get("title") or ""), "text": str(record.get("text") or "")}
@@ -57,7 +63,7 @@ def _records(path: Path) -> Iterator[dict[str, Any]]:
     try:
         handle = path.open(encoding="utf-8")
     except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: no such file (a BEIR dataset has corpus.jsonl and queries.jsonl)") from None
+        raise DatasetError(f"{path}: no such file (a BEIR dataset has corpus.jsonl and queries.jsonl)") from None
     with handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
@@ -65,9 +71,9 @@ def _records(path: Path) -> Iterator[dict[str, Any]]:
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as error:
-                raise ValueError(f"{path}:{number}: not JSON ({error.msg})") from None
+                raise DatasetError(f"{path}:{number}: not JSON ({error.msg})") from None
             if not isinstance(record, dict) or "_id" not in record:
-                raise ValueError(f"{path}:{number}: expected a JSON object with an _id")
+                raise DatasetError(f"{path}:{number}: expected a JSON object with an _id")
             record["_id"] = str(record["_id"])
             yield record
 
@@ -83,5 +89,5 @@ def _read_qrels(path: Path) -> dict[str, dict[str, int]]:
                 query_id, doc_id, grade = row
                 qrels.setdefault(query_id, {})[doc_id] = int(grade)
             except ValueError:
-                raise ValueError(f"{path}:{number}: expected query-id, corpus-id and an integer score") from None
+                raise DatasetError(f"{path}:{number}: expected query-id, corpus-id and an integer score") from None
     return qrels

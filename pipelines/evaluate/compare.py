@@ -13,7 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipelines.errors import ConfigError
+from pipelines.evaluate.metrics import METRIC_KEYS
 from pipelines.evaluate.run import EvalResult, evaluate
+from pipelines.retrieve.passages import passage, where
 from pipelines.retrieve.retriever import build_retriever
 from pipelines.settings import Settings
 
@@ -25,7 +28,7 @@ def side_settings(base: Settings, overrides: str) -> Settings:
         key, sep, value = item.partition("=")
         name = key.strip().replace("-", "_")
         if not sep or name not in Settings.model_fields:
-            raise ValueError(f"'{item}' is not FIELD=VALUE with a settings field (e.g. collection=docs)")
+            raise ConfigError(f"'{item}' is not FIELD=VALUE with a settings field (e.g. collection=docs)")
         values[name] = [value] if name == "embeddings_url" else value
     for secret in ("api_key", "pdf_password"):
         if values.get(secret) is not None and not isinstance(values[secret], str):
@@ -51,11 +54,7 @@ class Comparison:
 
 
 def _hits(settings: Settings, query: str) -> list[dict[str, Any]]:
-    docs = build_retriever(settings).invoke(query)
-    return [
-        {"source": d.metadata.get("source"), "page": d.metadata.get("page"), "score": d.metadata.get("score")}
-        for d in docs
-    ]
+    return [passage(d) for d in build_retriever(settings).invoke(query)]
 
 
 def compare(
@@ -89,15 +88,13 @@ def render(result: Comparison) -> str:
             cells = []
             for hits in (qc.a, qc.b):
                 if rank < len(hits):
-                    h = hits[rank]
-                    where = f"{h['source']} p.{h['page']}" if h["page"] else str(h["source"])
-                    cells.append(f"{where} ({h['score']:.4f})")
+                    cells.append(f"{where(hits[rank])} ({hits[rank]['score']:.4f})")
                 else:
                     cells.append("")
             lines.append(f"| {rank + 1} | {cells[0]} | {cells[1]} |")
         lines.append("")
     if result.a_metrics and result.b_metrics:
-        keys = ("ndcg@10", "recall@10", "recall@100", "mrr@10")
+        keys = METRIC_KEYS
         lines.append("| side | " + " | ".join(keys) + " |")
         lines.append("|---" * (len(keys) + 1) + "|")
         for label, metrics in ((result.a_label, result.a_metrics[0]), (result.b_label, result.b_metrics[0])):

@@ -13,7 +13,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
-__all__ = ["evaluate_run", "mrr_at_k", "ndcg_at_k", "recall_at_k"]
+__all__ = ["METRIC_KEYS", "evaluate_run", "mrr_at_k", "ndcg_at_k", "recall_at_k"]
+
+#: The figures every report shows, in this order.
+METRIC_KEYS = ("ndcg@10", "recall@10", "recall@100", "mrr@10")
 
 
 def _top_k(ranked: Sequence[str], k: int) -> list[str]:

@@ -6,8 +6,10 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from pipelines.cli import main
@@ -28,7 +30,7 @@ def test_ingest_and_query_json(tmp_path: Path) -> None:
     summary = json.loads(out)
     assert {"files", "added", "updated", "unchanged", "deleted", "chunks_written", "embedding_requests"} <= set(summary)
     assert summary["added"] == 9 and summary["problems"] == []
-    code, out, _ = invoke("query", "什么是人工智能？", "-k", "2", "--store", store, "--json")
+    code, out, _ = invoke("query", "什么是人工智能？", "-k", "2", "--mode", "dense", "--store", store, "--json")
     assert code == 0
     rows = json.loads(out)
     assert [set(r) >= {"text", "source", "page", "score"} for r in rows] == [True, True]
@@ -47,7 +49,13 @@ def test_flags_come_from_the_environment(tmp_path: Path) -> None:
     code, out, _ = invoke("stats", "--json", env={"QWEN_RAG_STORE": store})
     stats = json.loads(out)
     assert stats["collections"] == [
-        {"collection": "fromenv", "chunks": 1, "model": "intfloat/multilingual-e5-small", "dimension": 384}
+        {
+            "collection": "fromenv",
+            "chunks": 1,
+            "model": "intfloat/multilingual-e5-small",
+            "dimension": 384,
+            "task": None,
+        }
     ]
 
 
@@ -56,6 +64,28 @@ def test_errors_are_one_line_without_traceback(tmp_path: Path) -> None:
     assert code == 1
     assert err.startswith("error: no collection 'default'") and err.count("\n") == 1
     assert "Traceback" not in err + out
+
+
+@pytest.mark.parametrize("make", [lambda p: p / "missing", lambda p: p])  # no folder; a folder with no dataset
+def test_eval_of_a_missing_dataset_is_one_line(tmp_path: Path, make: Callable[[Path], Path]) -> None:
+    code, out, err = invoke("eval", str(make(tmp_path)), "--store", str(tmp_path / "store"))
+    assert code == 1
+    assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err + out
+    assert str(make(tmp_path)) in err
+
+
+def test_an_unexpected_error_is_one_line_and_debug_shows_the_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
+        raise TypeError("something inside broke")
+
+    monkeypatch.setattr("pipelines.retrieve.retriever.build_retriever", broken)
+    result = CliRunner().invoke(main, ["query", "x", "--store", str(tmp_path)])
+    assert result.exit_code == 1
+    assert result.stderr == "error: unexpected TypeError: something inside broke (run with --debug for the traceback)\n"
+    debug = CliRunner().invoke(main, ["--debug", "query", "x", "--store", str(tmp_path)])
+    assert isinstance(debug.exception, TypeError)
 
 
 def test_doctor_against_the_sglang_stand_in() -> None:

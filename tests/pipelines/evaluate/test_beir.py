@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from pipelines.errors import DatasetError
 from pipelines.evaluate.beir import load_beir
 
 
@@ -60,39 +61,39 @@ def test_only_queries_judged_in_the_split_are_loaded(tiny: Path) -> None:
 
 
 def test_an_unknown_split_names_the_file_and_the_splits_there(tiny: Path) -> None:
-    with pytest.raises(FileNotFoundError, match=r"qrels/dev\.tsv: no such qrels file \(splits found: test, train\)"):
+    with pytest.raises(DatasetError, match=r"qrels/dev\.tsv: no such qrels file \(splits found: test, train\)"):
         load_beir(tiny, "dev")
 
 
 def test_a_missing_corpus_names_the_file(tiny: Path) -> None:
     (tiny / "corpus.jsonl").unlink()
-    with pytest.raises(FileNotFoundError, match=r"corpus\.jsonl: no such file"):
+    with pytest.raises(DatasetError, match=r"corpus\.jsonl: no such file"):
         load_beir(tiny, "test")
 
 
 def test_bad_json_names_the_file_and_line(tiny: Path) -> None:
     with (tiny / "corpus.jsonl").open("a", encoding="utf-8") as f:
         f.write('{"_id": "d3", "text": \n')
-    with pytest.raises(ValueError, match=r"corpus\.jsonl:3: not JSON"):
+    with pytest.raises(DatasetError, match=r"corpus\.jsonl:3: not JSON"):
         load_beir(tiny, "test")
 
 
 def test_a_record_without_id_names_the_file_and_line(tiny: Path) -> None:
     (tiny / "queries.jsonl").write_text('{"_id": "q1", "text": "a"}\n["not", "an", "object"]\n', encoding="utf-8")
-    with pytest.raises(ValueError, match=r"queries\.jsonl:2: expected a JSON object with an _id"):
+    with pytest.raises(DatasetError, match=r"queries\.jsonl:2: expected a JSON object with an _id"):
         load_beir(tiny, "test")
 
 
 def test_a_malformed_qrels_row_names_the_file_and_line(tiny: Path) -> None:
     (tiny / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\tyes\n", encoding="utf-8")
-    with pytest.raises(ValueError, match=r"test\.tsv:2: expected query-id, corpus-id and an integer score"):
+    with pytest.raises(DatasetError, match=r"test\.tsv:2: expected query-id, corpus-id and an integer score"):
         load_beir(tiny, "test")
     (tiny / "qrels" / "test.tsv").write_text("q1 d1 1\n", encoding="utf-8")  # spaces, not tabs
-    with pytest.raises(ValueError, match=r"test\.tsv:1"):
+    with pytest.raises(DatasetError, match=r"test\.tsv:1"):
         load_beir(tiny, "test")
 
 
 def test_a_judged_query_without_text_is_an_error(tiny: Path) -> None:
     (tiny / "qrels" / "test.tsv").write_text("q9\td1\t1\n", encoding="utf-8")
-    with pytest.raises(ValueError, match=r"test\.tsv: 1 judged queries are not in .*queries\.jsonl, e\.g\. 'q9'"):
+    with pytest.raises(DatasetError, match=r"test\.tsv: 1 judged queries are not in .*queries\.jsonl, e\.g\. 'q9'"):
         load_beir(tiny, "test")
