@@ -1,0 +1,418 @@
+"""Keep a collection in sync with folders that change: ``qwen-rag ingest PATH... --watch``.
+
+What: :func:`watch` runs an ordinary incremental ingest of the roots first (so a watch restarted after a kill
+converges, as any ingest does), then waits for file-system events (``watchfiles``: Rust's notify, recursive) and,
+for each burst once it settles, runs the same incremental ingest of the roots again and says what changed, one line
+per file: ``added notes/a.md (3 chunks)``, ``updated b.md (1 chunk)``, ``deleted c.md``, ``skipped d.pdf: cause``.
+A rename is a ``deleted`` and an ``added``.
+
+Why an ingest of the roots per burst, not of the changed files alone: records and chunk ids are keyed by (root,
+source), so only an ingest of the roots indexes a file as a clean ingest would, drops the chunks of a file that left
+(renames included) and keeps the crash-safety of a normal ingest. The walk + records check makes unchanged files
+cheap: a no-op sync took 0.035 s for data/samples, 0.15 s for 1,000 files and 2.6 s for 10,000 (2 busy cores; about
+half reading the records, a quarter the walk, the rest hashing, which grows with the bytes). Far larger folders would
+want an ingest restricted to the changed sources of a root, which the writer does not offer.
+
+Why the lines come from the store rather than the report: the report counts files but names none. The events name
+the candidates (a folder moved in or out stands for the files under it); their chunks are read before and after the
+sync, and only a file whose chunks are all stored is called added or updated. A file the ingest reported a problem
+for is only ever ``skipped``.
+
+The filtering and debouncing rules are pure functions (:class:`Burst`, :meth:`Roots.locate`, :func:`relevant`,
+:func:`candidates`, :func:`changes`), so they are tested without a file system or a clock.
+
+>>> from pipelines.ingestion.watch import watch
+>>> watch(["notes"], Settings(store="/tmp/qwen-rag-doc"), on_change=print)   # doctest: +SKIP
+12 files: 12 added, 0 updated, 0 unchanged, 0 deleted, 0 failed
+watching /home/me/notes
+added ideas.md (2 chunks)
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import threading
+import time
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import watchfiles
+
+from loaders import Problem
+from loaders.registry import SUPPORTED_EXTENSIONS
+from pipelines.errors import QwenRagError
+from pipelines.ingestion.writer import IngestReport, ingest
+from pipelines.settings import Settings
+from pipelines.store.chroma import Store, open_store
+from pipelines.store.records import FILE_HASH, POSITION, ROOT, SOURCE, TOTAL
+
+Events = set[tuple[watchfiles.Change, str]]
+Key = tuple[str, str]
+"""``(root, source)``: a file as the ingest keys it; for an event, ``source`` may also be a folder under the root."""
+
+#: Quiet time that settles a burst. Editors save by temp file + rename within milliseconds; a copy of a large file
+#: writes for longer, and a half-copied file is simply synced again when the rest arrives.
+DEBOUNCE_MS = 1000
+#: A burst never waits longer than this many quiet times: a file written without pause still gets synced.
+LONGEST_BURST = 10
+#: After a failed sync (embedding server down, another ingest holding the store), the burst waits this long.
+RETRY_SECONDS = 30.0
+#: How often the loop wakes when nothing happens, to see whether a burst has settled.
+_TICK_MS = 200
+#: Sources per store query: Chroma turns each into an SQL parameter.
+_SOURCES_PER_QUERY = 200
+
+
+def watch(
+    paths: Sequence[str | Path],
+    settings: Settings,
+    *,
+    on_change: Callable[[str], None] | None = None,
+    stop_event: threading.Event | None = None,
+    debounce_ms: int = DEBOUNCE_MS,
+    full: bool = False,
+) -> None:
+    """Ingest ``paths`` (files or folders), then keep the collection in sync with them until stopped.
+
+    ``on_change`` gets one line per change (a summary after the first ingest); ``stop_event`` ends the watch once
+    set (a sync under way finishes first); Ctrl-C ends it too, returning normally. ``full`` rebuilds the collection
+    in the first ingest. Errors of the first ingest (wrong model, store locked, server down) are raised; a later
+    sync that fails is reported and retried after :data:`RETRY_SECONDS`. Raises FileNotFoundError for a root that
+    does not exist.
+    """
+    roots = Roots.of(paths, settings)
+    session = _Session(roots, settings, on_change or (lambda line: None))
+    burst = Burst(quiet=debounce_ms / 1000, longest=LONGEST_BURST * debounce_ms / 1000)
+    events = watchfiles.watch(
+        *roots.watched(),
+        watch_filter=None,  # relevant() filters: it needs the store's files to judge a deleted folder
+        debounce=debounce_ms,
+        stop_event=stop_event,
+        rust_timeout=_TICK_MS,
+        yield_on_timeout=True,
+        raise_interrupt=True,  # watchfiles' own quiet stop logs a warning; ours says nothing
+    )
+    try:
+        for raw in _started(events, lambda: session.start(full=full)):
+            now = time.monotonic()
+            burst.add(session.relevant(path for _change, path in raw), now)
+            if burst.due(now):
+                session.sync(burst)
+    except KeyboardInterrupt:
+        return  # Ctrl-C: a sync cut short is finished by the next run, like a killed ingest
+    finally:
+        events.close()
+
+
+def _started(events: Iterator[Events], start: Callable[[], None]) -> Iterator[Events]:
+    """``events``, with ``start`` run once the watcher is up: a change made during the first ingest is not lost."""
+    first = next(events, None)
+    if first is None:  # stopped before it began
+        return
+    start()
+    yield first
+    yield from events
+
+
+@dataclass
+class Burst:
+    """Places gathered until they settle: ``quiet`` seconds without a new one, or ``longest`` seconds in all.
+
+    Time comes in as ``now`` (monotonic seconds), so the rules are tested without waiting.
+
+    >>> burst = Burst(quiet=1.0, longest=10.0)
+    >>> burst.add({("/r", "a.md")}, now=0.0)
+    >>> burst.add({("/r", "a.md"), ("/r", "b.md")}, now=0.5)
+    >>> burst.due(now=1.2), burst.due(now=1.5)
+    (False, True)
+    >>> sorted(burst.take()), burst.due(now=99.0)
+    ([('/r', 'a.md'), ('/r', 'b.md')], False)
+    """
+
+    quiet: float
+    longest: float
+    places: set[Key] = field(default_factory=set)
+    first: float = 0.0  # when the burst began
+    last: float = 0.0  # when it last grew
+    not_before: float = 0.0  # a failed sync's retry time
+
+    def add(self, places: Iterable[Key], now: float) -> None:
+        places = set(places)
+        if not places:
+            return  # an empty tick, or only noise
+        if not self.places:
+            self.first = now
+        # The same file written again counts too: a copy under way is not settled.
+        self.places |= places
+        self.last = now
+
+    def due(self, now: float) -> bool:
+        if not self.places or now < self.not_before:
+            return False
+        return now - self.last >= self.quiet or now - self.first >= self.longest
+
+    def take(self) -> set[Key]:
+        places, self.places = self.places, set()
+        return places
+
+    def retry(self, places: Iterable[Key], now: float, delay: float) -> None:
+        """Put back the places of a failed sync, not to be synced again for ``delay`` seconds."""
+        self.add(places, now)
+        self.not_before = now + delay
+
+
+@dataclass(frozen=True)
+class Roots:
+    """The roots as the ingest sees them (resolved), and which event paths are theirs."""
+
+    paths: tuple[Path, ...]
+    files: frozenset[Path] = frozenset()  # roots that are single files
+    store: Path | None = None  # the embedded store's directory: its own writes must never look like a change
+
+    @classmethod
+    def of(cls, paths: Sequence[str | Path], settings: Settings) -> Roots:
+        resolved = tuple(Path(p).expanduser().resolve() for p in paths)
+        for path in resolved:
+            if not path.exists():
+                raise FileNotFoundError(errno.ENOENT, "no such file or folder", str(path))
+        store = None if settings.chroma_url else Path(settings.store).expanduser().resolve()
+        return cls(resolved, frozenset(p for p in resolved if not p.is_dir()), store)
+
+    def watched(self) -> list[Path]:
+        """Folders to watch: a file root is watched through its folder, since editors replace a file by renaming
+        another onto it, which ends a watch of the file itself."""
+        found = [p.parent if p in self.files else p for p in self.paths]
+        return list(dict.fromkeys(found))
+
+    def locate(self, path: str | Path) -> list[Key]:
+        """The places of an event's path: none for a hidden entry (or one inside a hidden folder), for the store's
+        own files, or for a path outside the roots; one per root holding it.
+
+        >>> roots = Roots((Path("/r"),), store=Path("/r/index"))
+        >>> roots.locate("/r/a/b.md"), roots.locate("/r/.git/x.md"), roots.locate("/r/index/chroma.sqlite3")
+        ([('/r', 'a/b.md')], [], [])
+        """
+        path = Path(path)
+        found: list[Key] = []
+        for root in self.paths:
+            if root in self.files:
+                if path == root:
+                    found.append((str(root), root.name))
+                continue
+            if path == root or not path.is_relative_to(root):
+                continue
+            if self.store is not None and self.store.is_relative_to(root) and path.is_relative_to(self.store):
+                continue
+            relative = path.relative_to(root)
+            if not any(part.startswith(".") for part in relative.parts):
+                found.append((str(root), relative.as_posix()))
+        return found
+
+
+def loadable(source: str) -> bool:
+    """Whether some loader reads a file of this name (the walk takes no other)."""
+    return Path(source).suffix.lower() in SUPPORTED_EXTENSIONS
+
+
+def indexed_under(place: Key, indexed: Iterable[Key]) -> set[Key]:
+    """The indexed files inside the folder ``place``."""
+    root, folder = place
+    return {key for key in indexed if key[0] == root and key[1].startswith(folder + "/")}
+
+
+def relevant(
+    paths: Iterable[str], roots: Roots, *, is_folder: Callable[[str], bool], indexed: Collection[Key]
+) -> set[Key]:
+    """The places among event paths that can change the collection: a file a loader reads, a folder (one moved in
+    brings no event for its files), or a path the store holds files under (a folder deleted or moved out).
+
+    Anything else is noise and never starts a sync: hidden files and folders (editor swap files, ``.git``), the
+    store, files of other types (``app.log``, vim's ``4913``, ``a.md~``).
+    """
+    found: set[Key] = set()
+    for path in paths:
+        for place in roots.locate(path):
+            if loadable(place[1]) or is_folder(path) or indexed_under(place, indexed):
+                found.add(place)
+    return found
+
+
+def candidates(
+    places: Iterable[Key], *, files_under: Callable[[Key], Iterable[str]], indexed: Collection[Key]
+) -> set[Key]:
+    """The files whose state a sync may change: the places that are files, and the files inside the places that
+    are folders, both those on disk now (``files_under``: sources) and those the store holds."""
+    found: set[Key] = set()
+    for place in places:
+        if loadable(place[1]):
+            found.add(place)
+        found.update((place[0], source) for source in files_under(place))
+        found |= indexed_under(place, indexed)
+    return found
+
+
+@dataclass(frozen=True)
+class Indexed:
+    """What the store holds of one file."""
+
+    chunks: int
+    complete: bool  # every chunk there, of one version: the ingest wrote the file's completion mark
+    fingerprint: str  # of its chunk ids and file hashes: another value means other text or another file version
+
+
+def summarise(rows: Iterable[tuple[str, Mapping[str, Any]]]) -> dict[Key, Indexed]:
+    """Chunks ``(id, metadata)`` to what each file has stored (see :mod:`pipelines.store.records`)."""
+    ids: dict[Key, list[str]] = {}
+    hashes: dict[Key, set[str]] = {}
+    totals: dict[Key, int] = {}
+    for chunk, meta in rows:
+        key = (str(meta.get(ROOT)), str(meta.get(SOURCE)))
+        ids.setdefault(key, []).append(f"{chunk} {meta.get(FILE_HASH)}")
+        hashes.setdefault(key, set()).add(str(meta.get(FILE_HASH)))
+        if meta.get(POSITION) == 0:
+            totals[key] = int(meta.get(TOTAL) or 0)
+    return {
+        key: Indexed(
+            chunks=len(entries),
+            complete=len(hashes[key]) == 1 and totals.get(key, 0) == len(entries),
+            fingerprint=hashlib.sha256("\n".join(sorted(entries)).encode()).hexdigest(),
+        )
+        for key, entries in ids.items()
+    }
+
+
+def describe(source: str, before: Indexed | None, after: Indexed | None) -> str | None:
+    """The line for one file whose state went from ``before`` to ``after``; None if nothing worth saying changed.
+
+    >>> describe("a.md", None, Indexed(3, True, "x")), describe("a.md", Indexed(3, True, "x"), None)
+    ('added a.md (3 chunks)', 'deleted a.md')
+    """
+    if after is None:
+        return f"deleted {source}" if before is not None else None
+    if not after.complete or after == before:
+        return None  # half-written (a problem says why) or untouched (saved without a change)
+    verb = "updated" if before is not None and before.complete else "added"
+    return f"{verb} {source} ({after.chunks} chunk{'s' if after.chunks != 1 else ''})"
+
+
+def changes(
+    keys: Iterable[Key], before: Mapping[Key, Indexed], after: Mapping[Key, Indexed], problems: Sequence[Problem]
+) -> list[str]:
+    """One line per file that changed in the store, by source; a file with a problem gets none here (it is
+    ``skipped``, see :func:`problem_lines`), even if some of its chunks were written."""
+    troubled = {p.source for p in problems}
+    lines = (describe(key[1], before.get(key), after.get(key)) for key in sorted(keys) if key[1] not in troubled)
+    return [line for line in lines if line]
+
+
+def problem_lines(problems: Sequence[Problem], touched: Collection[str], shown: Collection[Problem]) -> list[str]:
+    """Problems of the files a burst touched, and new ones: a standing problem (a broken symlink) is said once,
+    not after every sync."""
+    return [
+        f"skipped {p.source}{f' (page {p.page})' if p.page else ''}: {p.cause}"
+        for p in problems
+        if p.source in touched or p not in shown
+    ]
+
+
+class Ledger:
+    """What the store holds per file of the roots, as of the last sync: what the next sync's lines compare with.
+
+    Read whole once after the first ingest; afterwards only the candidates of each burst are read again, so a
+    sync's lines cost a query per 200 changed files, not a read of the collection. A file changed during a sync
+    but announced by the next burst is still compared with its state before, so its line is not lost.
+    """
+
+    def __init__(self, store: Store, collection: str, roots: Sequence[Path]) -> None:
+        self.store = store
+        self.collection = collection
+        self.roots = [str(root) for root in roots]
+        self.files: dict[Key, Indexed] = {}
+
+    def load(self) -> None:
+        self.files = self._read({ROOT: {"$in": self.roots}})
+
+    def read(self, keys: Iterable[Key]) -> dict[Key, Indexed]:
+        by_root: dict[str, list[str]] = {}
+        for root, source in sorted(keys):
+            by_root.setdefault(root, []).append(source)
+        found: dict[Key, Indexed] = {}
+        for root, sources in by_root.items():
+            for start in range(0, len(sources), _SOURCES_PER_QUERY):
+                group = sources[start : start + _SOURCES_PER_QUERY]
+                found.update(self._read({"$and": [{ROOT: root}, {SOURCE: {"$in": group}}]}))
+        return found
+
+    def update(self, keys: Iterable[Key], after: Mapping[Key, Indexed]) -> None:
+        for key in keys:
+            if key in after:
+                self.files[key] = after[key]
+            else:
+                self.files.pop(key, None)
+
+    def _read(self, where: dict[str, Any]) -> dict[Key, Indexed]:
+        collection = self.store.existing(self.collection)
+        return {} if collection is None else summarise(self.store.metadatas(collection, where=where))
+
+
+class _Session:
+    """One watch: the roots, the store's state as last synced, and the problems already said."""
+
+    def __init__(self, roots: Roots, settings: Settings, say: Callable[[str], None]) -> None:
+        self.roots = roots
+        self.settings = settings
+        self.say = say
+        self.ledger = Ledger(open_store(settings), settings.collection, roots.paths)
+        self.shown: set[Problem] = set()
+
+    def start(self, *, full: bool) -> None:
+        report = self._ingest(full=full)
+        self.ledger.load()
+        self.say(
+            f"{report.files} files: {report.added} added, {report.updated} updated, {report.unchanged} unchanged, "
+            f"{report.deleted} deleted, {report.failed} failed"
+        )
+        for line in problem_lines(report.problems, (), ()):
+            self.say(line)
+        self.shown = set(report.problems)
+        self.say("watching " + ", ".join(str(p) for p in self.roots.paths))
+
+    def relevant(self, paths: Iterable[str]) -> set[Key]:
+        return relevant(paths, self.roots, is_folder=os.path.isdir, indexed=self.ledger.files)
+
+    def sync(self, burst: Burst) -> None:
+        places = burst.take()
+        keys = candidates(places, files_under=self._files_under, indexed=self.ledger.files)
+        if not keys:
+            return  # an empty folder appeared, say: nothing to index
+        try:
+            report = self._ingest(full=False)
+            after = self.ledger.read(keys)
+        except QwenRagError as error:
+            # Usually temporary: the server restarts, a manual ingest holds the store. What was written stays; the
+            # retry's ingest finishes it, and its lines still compare with the state before this attempt.
+            self.say(f"sync failed: {error}; retrying in {RETRY_SECONDS:.0f} s")
+            burst.retry(places, time.monotonic(), RETRY_SECONDS)
+            return
+        for line in changes(keys, self.ledger.files, after, report.problems):
+            self.say(line)
+        for line in problem_lines(report.problems, {key[1] for key in keys}, self.shown):
+            self.say(line)
+        self.shown = set(report.problems)
+        self.ledger.update(keys, after)
+
+    def _ingest(self, *, full: bool) -> IngestReport:
+        return ingest(self.roots.paths, self.settings, full=full, progress=False)
+
+    def _files_under(self, place: Key) -> list[str]:
+        """Sources of the loadable files inside ``place`` if it is a folder (hidden folders are not entered)."""
+        found: list[str] = []
+        for folder, subfolders, names in os.walk(Path(place[0]) / place[1]):
+            subfolders[:] = [name for name in subfolders if not name.startswith(".")]
+            for name in names:
+                found += [s for r, s in self.roots.locate(Path(folder) / name) if r == place[0] and loadable(s)]
+        return found
