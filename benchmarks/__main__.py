@@ -13,6 +13,9 @@ BENCHMARKS = (
     ("benchmarks.bench_pipeline", []),
     ("benchmarks.bench_memory", []),
     ("benchmarks.bench_bm25", []),
+    ("benchmarks.bench_startup", []),
+    ("benchmarks.bench_xlsx", []),
+    ("benchmarks.bench_ocr", ["--rounds", "1"]),
 )
 
 

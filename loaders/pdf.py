@@ -1,23 +1,35 @@
-"""PDF: the text of each page, with pypdf.
+"""PDF: the text of each page, with pypdf; pages without a text layer rendered with pypdfium2 and read by OCR.
 
 Why not langchain-community's ``PyPDFLoader``/``PyPDFParser`` (also pypdf underneath): one page that raises
 ends the whole file there, an encrypted file gets no "needs a password" vs "wrong password" answer, pages without
 text still become Documents, pages count from 0, and the PDF's info dictionary is copied into the metadata with
 values of any type (Chroma takes str/int/float/bool only).
+
+Why pypdfium2 for OCR's pages: pypdf cannot render, and PDFium (Chromium's PDF engine) draws a page in tens of
+milliseconds against seconds for reading it. Both are imported only when a page needs OCR.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from langchain_core.document_loaders import BaseLoader
 from langchain_core.documents import Document
-from pypdf import PasswordType, PdfReader
+from pypdf import PageObject, PasswordType, PdfReader
 
+from loaders import ocr
 from loaders.errors import LoadError, one_line
 from loaders.options import OcrMode, PageErrorHandler
+
+if TYPE_CHECKING:
+    import pypdfium2 as pdfium
+    from PIL import Image
 
 logger = logging.getLogger("loaders.pdf")
 
@@ -37,6 +49,11 @@ _pypdf_logger.addHandler(_Demote())
 _pypdf_logger.propagate = False
 
 _HEADER_WINDOW = 1024  # readers accept the "%PDF-" header anywhere in the first KiB
+_OCR_DPI = 200  # 10 pt text is then ~28 px tall, well inside what the recogniser reads best
+_OCR_BELOW_CHARS = 20  # AUTO: a text layer shorter than this over an image is a scan's stamp, not its text
+_MAX_RENDER_SIDE = 2 * ocr.MAX_SIDE  # pixels; OCR shrinks further to ocr.MAX_SIDE with a better filter
+_LOOKAHEAD = 16  # pages read ahead of the one being waited for (text pages cost a string each)
+_BLANK_CONTRAST = 32  # grey levels between the darkest and lightest pixel of a page with anything on it
 # Applied to every page's text. Latin ligature glyphs (ﬁ, ﬂ, ...) come out of many fonts as single characters;
 # "ﬁlled" then matches neither "filled" in lexical search nor its usual tokens. Only these are replaced: NFKC
 # would also rewrite CJK punctuation. Control characters are glyphs of fonts without a Unicode map (TeX math
@@ -55,6 +72,11 @@ class PdfFileLoader(BaseLoader):
     `on_page_error` as a `LoadError` with its ``page`` (default: logged as a warning on "loaders.pdf"); whole-file
     failures (not a PDF, corrupt, encrypted, no text on any page) raise `LoadError`.
 
+    `ocr` says which pages are rendered (200 dpi) and read by OCR (see `OcrMode`): with AUTO, a page without a
+    text layer, or with a scrap of one (under 20 non-space characters: a scanner's stamp, a page number) over an
+    image; with ALWAYS, every page. Their Documents have ``ocr`` True and ``start_index`` 0. Such pages are read
+    one per core at a time, in threads; the Documents still come out in page order.
+
     Usage::
 
         for page in PdfFileLoader(Path("paper.pdf"), password=None).lazy_load():
@@ -71,11 +93,11 @@ class PdfFileLoader(BaseLoader):
     ) -> None:
         self.path = path
         self.password = password
-        self.ocr = ocr
+        self.ocr = OcrMode(ocr)
         self.on_page_error = on_page_error or self._log_page_error
 
     def lazy_load(self) -> Iterator[Document]:
-        reader = self._open()
+        reader, password = self._open()
         try:
             pages = reader.pages
             count = len(pages)
@@ -83,24 +105,54 @@ class PdfFileLoader(BaseLoader):
             raise LoadError(f"corrupt PDF: {_reason(err)}") from err
         failed: LoadError | None = None
         extracted = False
-        for number in range(1, count + 1):
-            try:
-                text = pages[number - 1].extract_text().translate(_CLEANUP)
-            except Exception as err:  # one broken page (bad font, bad stream) must not cost the others
-                failed = LoadError(f"unreadable page: {_reason(err)}", page=number)
-                self.on_page_error(failed)
-                continue
-            content = text.strip()
-            if content:
-                extracted = True
-                start = len(text) - len(text.lstrip())
-                yield Document(page_content=content, metadata={"page": number, "start_index": start})
+        reading = _Reading(self.path, password)
+        try:
+            for page in self._in_order(pages, count, reading):
+                try:
+                    doc = page.document()
+                except LoadError as err:
+                    failed = err
+                    self.on_page_error(err)
+                    continue
+                if doc is not None:
+                    extracted = True
+                    yield doc
+        finally:
+            reading.close()
         if not extracted:
             if failed is not None:
                 raise LoadError(f"no page could be read ({failed.cause} on page {failed.page})")
-            raise LoadError("no extractable text (scanned PDF? OCR is not supported)")
+            if self.ocr is OcrMode.NEVER:
+                raise LoadError("no extractable text (scanned PDF? use --ocr auto)")
+            raise LoadError("no text found, not even by OCR")
 
-    def _open(self) -> PdfReader:
+    def _in_order(self, pages: Sequence[PageObject], count: int, reading: _Reading) -> Iterator[_Page]:
+        """Every page, in order. While a page is being read by OCR, the pages after it are started (the next ones
+        that need OCR go to the other workers) and wait here, up to `_LOOKAHEAD` of them."""
+        pending: deque[_Page] = deque()
+        for number in range(1, count + 1):
+            pending.append(self._start(pages[number - 1], number, reading))
+            while pending and (pending[0].done() or len(pending) > _LOOKAHEAD):
+                yield pending.popleft()
+        yield from pending
+
+    def _start(self, page: PageObject, number: int, reading: _Reading) -> _Page:
+        """Reads the text layer of one page and, if the page needs OCR, renders it and starts reading it."""
+        text = ""
+        if self.ocr is not OcrMode.ALWAYS:  # ALWAYS ignores the text layer: do not pay for reading it
+            try:
+                text = page.extract_text().translate(_CLEANUP)
+            except Exception as err:  # one broken page (bad font, bad stream) must not cost the others
+                return _Page(number, error=LoadError(f"unreadable page: {_reason(err)}", page=number))
+            if self.ocr is OcrMode.NEVER or not _needs_ocr(page, text):
+                return _Page(number, text)
+        try:
+            return _Page(number, text, reading.start(number))
+        except LoadError as err:
+            return _Page(number, error=err)
+
+    def _open(self) -> tuple[PdfReader, str | None]:
+        """The decrypted reader, and the password that opened it (None: none needed or the empty one)."""
         with self.path.open("rb") as stream:
             head = stream.read(_HEADER_WINDOW)
         if b"%PDF-" not in head:
@@ -116,16 +168,140 @@ class PdfFileLoader(BaseLoader):
             locked = encrypted and reader.decrypt("") == PasswordType.NOT_DECRYPTED
             if locked and self.password is not None:
                 locked = reader.decrypt(self.password) == PasswordType.NOT_DECRYPTED
+                if not locked:
+                    return reader, self.password
         except Exception as err:  # an unsupported algorithm, a damaged /Encrypt dictionary
             raise LoadError(f"encrypted PDF: cannot decrypt: {_reason(err)}") from err
         if locked:
             if self.password is None:
                 raise LoadError("encrypted PDF: needs a password (use --pdf-password)")
             raise LoadError("encrypted PDF: wrong password")
-        return reader
+        return reader, None
 
     def _log_page_error(self, error: LoadError) -> None:
         logger.warning("%s: page %s skipped: %s", self.path, error.page, error)
+
+
+def _document(text: str, number: int) -> Document | None:
+    content = text.strip()
+    if not content:
+        return None
+    start = len(text) - len(text.lstrip())
+    return Document(page_content=content, metadata={"page": number, "start_index": start})
+
+
+def _needs_ocr(page: PageObject, text: str) -> bool:
+    """AUTO's rule: no text layer at all, or a scrap of one (fewer than 20 non-space characters) over an image.
+
+    A scrap alone (a title page, a figure's label over vector art) is left as it is: it is all the page says.
+    """
+    visible = sum(not c.isspace() for c in text)
+    if visible == 0:
+        return True
+    if visible >= _OCR_BELOW_CHARS:
+        return False
+    try:
+        return len(page.images) > 0
+    except Exception:  # a damaged resource dictionary: rendering may still work, and OCR will tell
+        return True
+
+
+@dataclass
+class _Page:
+    """A page on its way out: its text layer ("" if not read), its OCR under way, or why it cannot be read."""
+
+    number: int
+    text: str = ""
+    ocr: Future[str] | None = None
+    error: LoadError | None = None
+
+    def done(self) -> bool:
+        return self.ocr is None or self.ocr.done()
+
+    def document(self) -> Document | None:
+        """The page's Document (waits for its OCR), None when it has no text; raises its `LoadError`."""
+        if self.error is not None:
+            raise self.error
+        if self.ocr is not None:
+            try:
+                recognised = self.ocr.result()
+            except LoadError as err:  # the engine cannot start (its model is missing)
+                raise LoadError(err.cause, page=self.number) from err
+            except Exception as err:  # onnxruntime and OpenCV raise their own types
+                raise LoadError(f"OCR failed: {_reason(err)}", page=self.number) from err
+            if recognised:
+                return Document(page_content=recognised, metadata={"page": self.number, "start_index": 0, "ocr": True})
+        return _document(self.text, self.number)  # OCR found nothing: a scrap of text layer beats nothing
+
+
+class _Reading:
+    """Renders pages with PDFium (in the caller's thread: PDFium is not thread-safe) and reads them by OCR in a
+    pool of threads, one page per core (``loaders.ocr.page_workers``); the document and the pool are opened on the
+    first page that needs them.
+
+    Threads, not processes: 93% of a page's CPU time is spent in onnxruntime with the GIL released, so two threads
+    read two pages side by side, and share the one engine (no second copy of the models, no start-up).
+    """
+
+    def __init__(self, path: Path, password: str | None) -> None:
+        self.path = path
+        self.password = password
+        self._pdf: pdfium.PdfDocument | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        self._workers = ocr.page_workers()
+        self._running: list[Future[str]] = []
+
+    def start(self, number: int) -> Future[str]:
+        """Starts reading page `number` (1-based) as soon as a worker is free; the future's text is "" for a blank
+        page. Raises `LoadError` with `page` when the page cannot be rendered.
+
+        Waiting for a free worker, rather than queueing, bounds the rendered pages held in memory to one per worker.
+        """
+        try:
+            image = self._render(number)  # while the workers are still busy with the pages before
+        except Exception as err:  # PDFium's own errors on a damaged page or file
+            raise LoadError(f"cannot render page for OCR: {_reason(err)}", page=number) from err
+        if _is_blank(image):
+            done: Future[str] = Future()
+            done.set_result("")
+            return done
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="ocr")
+        self._running = [future for future in self._running if not future.done()]
+        if len(self._running) >= self._workers:
+            wait(self._running, return_when=FIRST_COMPLETED)
+            self._running = [future for future in self._running if not future.done()]
+        future = self._pool.submit(ocr.recognise, image)
+        self._running.append(future)
+        return future
+
+    def _render(self, number: int) -> Image.Image:
+        import pypdfium2 as pdfium
+
+        if self._pdf is None:
+            self._pdf = pdfium.PdfDocument(self.path, password=self.password)
+        page = self._pdf[number - 1]
+        try:
+            # A poster-sized page at 200 dpi would be hundreds of megapixels; OCR shrinks to ocr.MAX_SIDE anyway.
+            scale = min(_OCR_DPI / 72, _MAX_RENDER_SIDE / max(page.get_size()))
+            return page.render(scale=scale, grayscale=True).to_pil()
+        finally:
+            page.close()
+
+    def close(self) -> None:
+        """Waits for the pages being read (a consumer that stops early does not leave threads behind)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+        if self._pdf is not None:
+            self._pdf.close()
+            self._pdf = None
+
+
+def _is_blank(image: Image.Image) -> bool:
+    """A page with no contrast at all: detection would take a second or two to find nothing on it."""
+    darkest, lightest = image.getextrema()
+    return lightest - darkest < _BLANK_CONTRAST
 
 
 def _reason(err: Exception) -> str:

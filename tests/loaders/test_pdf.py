@@ -14,6 +14,7 @@ from langchain_core.documents import Document
 from pypdf import PageObject, PdfWriter
 
 from loaders.errors import LoadError
+from loaders.options import OcrMode
 from loaders.pdf import PdfFileLoader
 
 SAMPLES = Path("/work/shared/samples/pdfs")
@@ -149,8 +150,8 @@ def test_no_text_on_any_page(tmp_path: Path) -> None:
     writer.add_blank_page(width=595, height=842)
     path = tmp_path / "scanned.pdf"
     writer.write(path)
-    with pytest.raises(LoadError, match=r"^no extractable text \(scanned PDF\? OCR is not supported\)$"):
-        list(PdfFileLoader(path).lazy_load())
+    with pytest.raises(LoadError, match=r"^no extractable text \(scanned PDF\? use --ocr auto\)$"):
+        list(PdfFileLoader(path, ocr=OcrMode.NEVER).lazy_load())
 
 
 @pytest.fixture
