@@ -3,13 +3,14 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from pipelines.settings import OnMismatch, Settings
+from pipelines.settings import Mode, OnMismatch, Settings
 
 
 def test_defaults_are_the_documented_ones() -> None:
     s = Settings()
     assert (s.chunk_tokens, s.chunk_overlap, s.batch_size, s.concurrency) == (512, 64, 32, 4)
     assert s.task is None  # not given: the collection's task, else the model's default
+    assert s.mode is Mode.HYBRID  # it beats dense on both shared datasets (docs/benchmarks.md)
     assert s.api_key.get_secret_value() == "EMPTY"
     assert s.embeddings_url == []
 
