@@ -19,7 +19,7 @@ import click
 from pydantic import SecretStr, ValidationError
 
 from loaders.errors import one_line
-from pipelines.settings import Settings
+from pipelines.settings import SEARCH_FIELDS, Settings
 
 Command = Callable[..., Any]
 
@@ -73,22 +73,7 @@ def make_settings(options: dict[str, Any]) -> Settings:
 STORE = ("store", "chroma_url", "collection")
 EMBEDDINGS = ("embeddings_url", "embeddings_model", "api_key", "task", "dimensions", "batch_size", "timeout")
 
-RETRIEVAL = (
-    "mode",
-    "rrf_k",
-    "dense_weight",
-    "bm25_weight",
-    "mmr",
-    "mmr_lambda",
-    "rerank_candidates",
-    "min_score",
-    "source",
-    "file_type",
-    "page_from",
-    "page_to",
-    "rerank_url",
-    "rerank_model",
-)
+RETRIEVAL = (*SEARCH_FIELDS, "rerank_url", "rerank_model")
 
 
 class FriendlyGroup(click.Group):

@@ -44,6 +44,23 @@ class Workers(StrEnum):
     PROCESS = "process"  # a forked child process, so Chroma's writes (which hold the GIL) never stall requests
 
 
+#: The retrieval fields a search may set for itself (per call, per request), besides ``k`` and ``task``.
+SEARCH_FIELDS = (
+    "mode",
+    "rrf_k",
+    "dense_weight",
+    "bm25_weight",
+    "mmr",
+    "mmr_lambda",
+    "rerank_candidates",
+    "min_score",
+    "source",
+    "file_type",
+    "page_from",
+    "page_to",
+)
+
+
 def _split_commas(value: object) -> object:
     """Let list fields come from the environment as ``a,b,c``."""
     if isinstance(value, str):

@@ -4,7 +4,7 @@ field rules as ``Settings`` itself (``k`` from 1 to 1000, a known ``mode``, ...)
 A retriever takes them as LangChain retrievers take ``search_kwargs``: at construction
 (``build_retriever(settings, search_kwargs={"k": 3})``) or per call (``retriever.invoke(query, k=3, mode="bm25")``).
 
->>> from pipelines.settings import Settings
+>>> from pipelines.settings import SEARCH_FIELDS, Settings
 >>> options(Settings(), {"k": 3, "mode": "bm25"}).mode
 <Mode.BM25: 'bm25'>
 >>> options(Settings(), {"colour": "red"})
@@ -21,27 +21,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from pipelines.errors import ConfigError
-from pipelines.settings import Settings
+from pipelines.settings import SEARCH_FIELDS, Settings
 
 #: The settings a call may override.
-SEARCH_FIELDS = frozenset(
-    {
-        "k",
-        "mode",
-        "rrf_k",
-        "dense_weight",
-        "bm25_weight",
-        "mmr",
-        "mmr_lambda",
-        "rerank_candidates",
-        "min_score",
-        "source",
-        "file_type",
-        "page_from",
-        "page_to",
-        "task",
-    }
-)
+OVERRIDABLE = frozenset({"k", "task", *SEARCH_FIELDS})
 #: Not a setting: whether this call uses the retriever's reranker (when it has one).
 RERANK = "rerank"
 #: The most passages one call may ask for (the bound of ``Settings.k``).
@@ -55,8 +38,8 @@ def options(settings: Settings, overrides: Mapping[str, Any]) -> Settings:
     for name, value in overrides.items():
         if name == RERANK or value is None:
             continue
-        if name not in SEARCH_FIELDS:
-            known = ", ".join(sorted(SEARCH_FIELDS | {RERANK}))
+        if name not in OVERRIDABLE:
+            known = ", ".join(sorted(OVERRIDABLE | {RERANK}))
             raise ConfigError(f"unknown retrieval option {name!r} (known: {known})")
         try:
             Settings.__pydantic_validator__.validate_assignment(copy, name, value)
