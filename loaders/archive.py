@@ -11,7 +11,7 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
-from loaders.errors import LoadError
+from loaders.errors import LoadError, one_line
 
 #: The most a document may inflate to, all members together.
 MAX_INFLATED = 1 << 30
@@ -65,4 +65,4 @@ def check_bomb(archive: zipfile.ZipFile) -> None:
 
 def _zip_reason(err: zipfile.BadZipFile) -> str:
     text = str(err)
-    return "not a zip archive" if "not a zip file" in text.lower() else " ".join(text.split()) or "bad zip archive"
+    return "not a zip archive" if "not a zip file" in text.lower() else one_line(text) or "bad zip archive"

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from loaders.errors import one_line
+
 
 class QwenRagError(Exception):
     """A problem the user can fix. Subclasses set ``http_status``."""
@@ -20,7 +22,7 @@ class QwenRagError(Exception):
 
     def __str__(self) -> str:
         # Third-party causes folded into a message may span lines; a CLI line or a JSON detail must not.
-        return " ".join(super().__str__().split()) or type(self).__name__
+        return one_line(super().__str__()) or type(self).__name__
 
 
 class ConfigError(QwenRagError):

@@ -27,6 +27,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from loaders.errors import one_line
 from pipelines.embeddings import Provider
 from pipelines.errors import EmbeddingServerError, QwenRagError, StoreUnavailable
 from pipelines.retrieve.passages import passage
@@ -136,7 +137,7 @@ def create_app(
     async def _chroma_error(request: Request, error: ChromaError) -> JSONResponse:
         # e.g. the collection was deleted mid-request by `ingest --full`: the next request builds on the new one.
         warm.forget()
-        return JSONResponse({"detail": f"store: {' '.join(str(error).split())}"}, status_code=503)
+        return JSONResponse({"detail": f"store: {one_line(str(error))}"}, status_code=503)
 
     @app.post("/v1/retrieve", response_model=RetrieveResponse, responses=errors)
     def retrieve(body: RetrieveRequest) -> RetrieveResponse:

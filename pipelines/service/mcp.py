@@ -48,6 +48,7 @@ from mcp_types import CallToolResult, InputRequiredResult, ToolAnnotations
 from pydantic import Field, ValidationError
 from starlette.applications import Starlette
 
+from loaders.errors import one_line
 from pipelines.errors import QwenRagError, StoreError
 from pipelines.retrieve.context import Excerpt, read_around
 from pipelines.retrieve.passages import passage
@@ -158,7 +159,7 @@ def _one_line_errors() -> Iterator[None]:
     except QwenRagError as error:
         raise ToolError(str(error)) from error
     except ChromaError as error:
-        raise ToolError(f"store: {' '.join(str(error).split())}") from error
+        raise ToolError(f"store: {one_line(str(error))}") from error
 
 
 def _passage(doc: Document) -> Passage:
