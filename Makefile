@@ -37,12 +37,13 @@ lint:
 	$(BIN)/ruff check --fix pipelines loaders tests testbed benchmarks
 	$(BIN)/ruff format pipelines loaders tests testbed benchmarks
 
-# Ingest data/samples with the embedded model, then search in Chinese (the tutorial's dense search: on its
-# one-sentence documents BM25 can only match words like 是) and across languages (the default, hybrid).
+# Ingest data/samples with the embedded model, then search as the tutorial does (dense: on one-sentence documents
+# BM25 can only match words like 是, and across languages it finds nothing useful), then with the default, hybrid.
 demo:
 	$(BIN)/qwen-rag ingest data/samples --store $(STORE)
 	$(BIN)/qwen-rag query "什么是人工智能？" -k 2 --mode dense --store $(STORE)
-	$(BIN)/qwen-rag query "how to implement binary search" -k 1 --store $(STORE)
+	$(BIN)/qwen-rag query "how to implement binary search" -k 1 --mode dense --store $(STORE)
+	$(BIN)/qwen-rag query "折半查找" -k 1 --store $(STORE)
 
 bench:
 	$(BIN)/python -m benchmarks
