@@ -424,13 +424,18 @@ def _serve(jobs: Connection, results: Connection, clock: _Clock) -> None:
         outbox.close(_parse(job, outbox))
 
 
-def _bind_to_the_reader() -> None:
-    """Die with the forkserver, and let the forkserver die with the reader's process (see the module docstring)."""
+def die_with_parent() -> None:
+    """Have the kernel SIGKILL this process when its parent dies (Linux), so a killed parent leaves no orphans."""
     parent = os.getppid()
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != parent:  # the forkserver died before prctl took effect
+    if os.getppid() != parent:  # the parent died before prctl took effect
         os._exit(1)
+
+
+def _bind_to_the_reader() -> None:
+    """Die with the forkserver, and let the forkserver die with the reader's process (see the module docstring)."""
+    die_with_parent()
     # Every forkserver child gets the write end of the forkserver's "alive" pipe, and the forkserver stays while
     # any holder lives: a worker stuck in a parser would keep it, and so itself, alive after the ingest is gone.
     os.close(forkserver._forkserver._forkserver_alive_fd)

@@ -18,24 +18,21 @@ Processes of an ingest, and how each dies with it, even when the ingest is SIGKI
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import gc
 import multiprocessing
 import os
 import queue
-import signal
 import threading
 import time
 from collections.abc import Callable
 from multiprocessing import forkserver
 from typing import Any
 
+from loaders.isolation import die_with_parent
 from pipelines.errors import IngestError
 from pipelines.ingestion.events import Event, FrontCrashed
 from pipelines.ingestion.front import Flag, Front, Semaphore
 from pipelines.ingestion.plan import Job
-
-_PR_SET_PDEATHSIG = 1
 
 
 class Running:
@@ -123,20 +120,11 @@ def _guarded(front: Front, jobs: list[Job], put: Callable[[Event], None], in_fli
 
 
 def _child(front: Front, jobs: list[Job], events: Any, in_flight: Semaphore, stop: Flag) -> None:
-    _die_with_parent()
+    die_with_parent()  # a SIGKILLed ingest must not leave its front running
     _own_forkserver()
     # The parent's HTTP connections were copied by the fork: this process opens its own.
     front.embeddings = front.embeddings.detached()
     _guarded(front, jobs, events.put, in_flight, stop)
-
-
-def _die_with_parent() -> None:
-    """A SIGKILLed ingest must not leave its front running (Linux: the kernel sends SIGKILL to the child)."""
-    parent = os.getppid()
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != parent:  # the parent died before prctl took effect
-        os._exit(1)
 
 
 def _own_forkserver() -> None:
