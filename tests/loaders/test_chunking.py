@@ -117,8 +117,9 @@ def test_200k_tokens_chunk_in_seconds(mixed: str) -> None:
     assert elapsed < 15, f"{elapsed:.1f} s: chunking has gone quadratic"  # 0.4 s on 2 idle cores
 
 
-class _CharsWithJoinPenalty:
-    """Counts characters plus one per four, so the sum over pieces underestimates their join, as BPE can."""
+class CharsWithJoinPenalty:
+    """Counts characters plus one per four, so the sum over pieces (or table rows) underestimates their join, as
+    BPE can."""
 
     name = "chars"
     special_tokens = 1
@@ -135,7 +136,7 @@ class _CharsWithJoinPenalty:
 
 
 def test_counts_that_do_not_add_up_are_checked_on_the_final_chunk() -> None:
-    counter = _CharsWithJoinPenalty()
+    counter = CharsWithJoinPenalty()
     text = "一二，" * 200  # clauses of 3 tokens; three of them fit a budget of 10 by sum, but count 11 joined
     for spec in (ChunkSpec(11, 0), ChunkSpec(11, 4), ChunkSpec(40, 10)):
         check(Chunker(counter, spec).split(Document(text)), text, spec, counter=counter)

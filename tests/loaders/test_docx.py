@@ -3,11 +3,7 @@ text boxes and tracked changes, on files python-docx writes into tmp_path; and t
 
 from __future__ import annotations
 
-import io
 import re
-import resource
-import time
-import zipfile
 from pathlib import Path
 
 import docx
@@ -23,7 +19,6 @@ from docx.oxml import parse_xml
 from docx.oxml.ns import nsdecls
 from docx.table import Table
 from langchain_core.documents import Document
-from pptx import Presentation
 
 from loaders.docx import ENDNOTES, FOOTNOTES, HEADERS_AND_FOOTERS, SEPARATOR, DocxFileLoader
 from loaders.errors import LoadError
@@ -31,6 +26,15 @@ from loaders.options import ReadOptions
 from loaders.registry import read
 from loaders.tables import TABLE_HEADER
 from loaders.walk import SourceFile
+from tests.loaders.office_files import (
+    CFB,
+    ENCRYPTED,
+    assert_bomb_refused,
+    docx_bytes,
+    pptx_bytes,
+    replace_member,
+    zip_of,
+)
 
 CHAPTER_1 = "第一章 总则"
 ARTICLE_3 = f"{CHAPTER_1} > 第三条"
@@ -241,46 +245,16 @@ def test_no_text_is_refused(tmp_path: Path) -> None:
 # ----- files that must be refused, each with one line ------------------------------------------------------
 
 
-def _docx_bytes() -> bytes:
-    stream = io.BytesIO()
-    document = docx.Document()
-    document.add_paragraph("x")
-    document.save(stream)
-    return stream.getvalue()
-
-
-def _replace_member(data: bytes, name: str, content: bytes) -> bytes:
-    out = io.BytesIO()
-    with zipfile.ZipFile(io.BytesIO(data)) as source, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
-        for info in source.infolist():
-            target.writestr(info.filename, content if info.filename == name else source.read(info))
-    return out.getvalue()
-
-
-def _zip_of(name: str, content: bytes) -> bytes:
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w") as archive:
-        archive.writestr(name, content)
-    return out.getvalue()
-
-
-def _pptx_bytes() -> bytes:
-    stream = io.BytesIO()
-    Presentation().save(stream)
-    return stream.getvalue()
-
-
-CFB = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 REFUSED = {
     "encrypted": (
-        CFB + bytes(504) + "EncryptionInfo".encode("utf-16-le") + bytes(64),
+        ENCRYPTED,
         r"encrypted Word file: remove the password \(save a copy without one\)",
     ),
     "legacy": (CFB + bytes(1024), r"legacy binary Word format inside a new-format name: save it again in the new .*"),
-    "truncated": (_docx_bytes()[:2000], r"corrupt Word file: not a zip archive"),
-    "not office": (_zip_of("notes.txt", b"just text"), r"not a Word file: a zip archive without a Word document in it"),
-    "presentation": (_pptx_bytes(), r"not a Word file: it holds a PowerPoint presentation"),
-    "bad xml": (_replace_member(_docx_bytes(), "word/document.xml", b"<w:document"), r"corrupt Word file: .+"),
+    "truncated": (docx_bytes()[:2000], r"corrupt Word file: not a zip archive"),
+    "not office": (zip_of("notes.txt", b"just text"), r"not a Word file: a zip archive without a Word document in it"),
+    "presentation": (pptx_bytes(), r"not a Word file: it holds a PowerPoint presentation"),
+    "bad xml": (replace_member(docx_bytes(), "word/document.xml", b"<w:document"), r"corrupt Word file: .+"),
 }
 
 
@@ -297,18 +271,4 @@ def test_refused_with_one_line(tmp_path: Path, case: str) -> None:
 
 
 def test_zip_bomb_is_refused_before_inflating(tmp_path: Path) -> None:
-    path = tmp_path / "bomb.docx"
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr("[Content_Types].xml", "<Types/>")
-        with archive.open("word/document.xml", "w", force_zip64=True) as member:
-            zeros = bytes(1 << 20)
-            for _ in range(300):  # 300 MiB of zeros, deflated to about 300 KB, never in memory at once
-                member.write(zeros)
-    assert path.stat().st_size < 1 << 20
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-    started = time.monotonic()
-    with pytest.raises(LoadError) as info:
-        load(path)
-    assert re.fullmatch(r"refused: word/document\.xml is compressed \d+:1 \(a decompression bomb\?\)", str(info.value))
-    assert time.monotonic() - started < 2
-    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak < 100 * 1024
+    assert_bomb_refused(tmp_path / "bomb.docx", "word/document.xml", load)

@@ -6,12 +6,9 @@ from __future__ import annotations
 import io
 import logging
 import re
-import resource
-import time
 import zipfile
 from pathlib import Path
 
-import docx
 import pytest
 from langchain_core.documents import Document
 from pptx import Presentation
@@ -25,6 +22,7 @@ from loaders.pptx import NOTES_PREFIX, SEPARATOR, PptxFileLoader
 from loaders.registry import read
 from loaders.tables import TABLE_HEADER
 from loaders.walk import SourceFile
+from tests.loaders.office_files import CFB, ENCRYPTED, assert_bomb_refused, docx_bytes, replace_member, zip_of
 
 TITLE_LAYOUT, TITLE_ONLY_LAYOUT, BLANK_LAYOUT = 0, 5, 6
 
@@ -185,39 +183,17 @@ def test_no_text_is_refused(tmp_path: Path, slides: int) -> None:
 # ----- files that must be refused, each with one line ------------------------------------------------------
 
 
-def _zip_of(name: str, content: bytes) -> bytes:
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w") as archive:
-        archive.writestr(name, content)
-    return out.getvalue()
-
-
-def _docx_bytes() -> bytes:
-    stream = io.BytesIO()
-    docx.Document().save(stream)
-    return stream.getvalue()
-
-
-def _replace_member(data: bytes, name: str, content: bytes) -> bytes:
-    out = io.BytesIO()
-    with zipfile.ZipFile(io.BytesIO(data)) as source, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
-        for info in source.infolist():
-            target.writestr(info.filename, content if info.filename == name else source.read(info))
-    return out.getvalue()
-
-
-CFB = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 REFUSED = {
     "encrypted": (
-        CFB + bytes(504) + "EncryptionInfo".encode("utf-16-le") + bytes(64),
+        ENCRYPTED,
         r"encrypted PowerPoint file: remove the password \(save a copy without one\)",
     ),
     "legacy": (CFB + bytes(1024), r"legacy binary PowerPoint format inside a new-format name: save it again in .*"),
     "truncated": (_deck_bytes(Presentation())[:4000], r"corrupt PowerPoint file: not a zip archive"),
-    "not office": (_zip_of("a.txt", b"text"), r"not a PowerPoint file: a zip archive without a presentation in it"),
-    "document": (_docx_bytes(), r"not a PowerPoint file: it holds a Word document"),
+    "not office": (zip_of("a.txt", b"text"), r"not a PowerPoint file: a zip archive without a presentation in it"),
+    "document": (docx_bytes(), r"not a PowerPoint file: it holds a Word document"),
     "bad xml": (
-        _replace_member(_deck_bytes(Presentation()), "ppt/presentation.xml", b"<p:presentation"),
+        replace_member(_deck_bytes(Presentation()), "ppt/presentation.xml", b"<p:presentation"),
         r"corrupt PowerPoint file: .+",
     ),
 }
@@ -235,19 +211,4 @@ def test_refused_with_one_line(tmp_path: Path, case: str) -> None:
 
 
 def test_zip_bomb_is_refused_before_inflating(tmp_path: Path) -> None:
-    path = tmp_path / "bomb.pptx"
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr("[Content_Types].xml", "<Types/>")
-        with archive.open("ppt/slides/slide1.xml", "w", force_zip64=True) as member:
-            zeros = bytes(1 << 20)
-            for _ in range(300):  # 300 MiB of zeros, deflated to about 300 KB, never in memory at once
-                member.write(zeros)
-    assert path.stat().st_size < 1 << 20
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-    started = time.monotonic()
-    with pytest.raises(LoadError) as info:
-        load(path)
-    refused = r"refused: ppt/slides/slide1\.xml is compressed \d+:1 \(a decompression bomb\?\)"
-    assert re.fullmatch(refused, str(info.value))
-    assert time.monotonic() - started < 2
-    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak < 100 * 1024
+    assert_bomb_refused(tmp_path / "bomb.pptx", "ppt/slides/slide1.xml", load)

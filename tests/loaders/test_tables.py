@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Sequence
 from itertools import pairwise
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from loaders.chunking import Chunker, ChunkSpec
 from loaders.html import HtmlFileLoader
 from loaders.tables import TABLE_HEADER, table_document
 from loaders.tokens import TokenCounter, qwen_tokenizer
+from tests.loaders.test_chunking import CharsWithJoinPenalty
 
 TOK = qwen_tokenizer()
 HANZI = "的一是在不了有和人这中大为上个国我以要他时来用们生到作地于出就分对成会可也你能而子那得里后自之"
@@ -153,25 +153,8 @@ def test_the_cap_holds_on_awkward_tables(chunk_tokens: int) -> None:
                 assert 1 <= chunk.metadata["row_start"] <= chunk.metadata["row_end"] <= len(body)
 
 
-class _CharsWithJoinPenalty:
-    """Counts characters plus one per four, so the sum over rows underestimates their join, as BPE can."""
-
-    name = "chars"
-    special_tokens = 1
-
-    def count(self, text: str) -> int:
-        return len(text) + len(text) // 4
-
-    def count_many(self, texts: Sequence[str]) -> list[int]:
-        return [self.count(t) for t in texts]
-
-    def split(self, text: str, max_tokens: int) -> list[str]:
-        size = max(n for n in range(1, max_tokens + 1) if self.count("x" * n) <= max_tokens)
-        return [text[i : i + size] for i in range(0, len(text), size)]
-
-
 def test_row_counts_that_do_not_add_up_are_checked_on_each_piece() -> None:
-    counter = _CharsWithJoinPenalty()
+    counter = CharsWithJoinPenalty()
     # Rows of 4n + 2 characters lose most of a quarter token to rounding when counted alone; every 7th is too long.
     body = [[f"{i:03}", "y" * 90 if i % 7 == 3 else ""] for i in range(60)]
     doc = table_document(["k", "v"], body, {"row_start": 0})
