@@ -214,17 +214,8 @@ def http_app(settings: Settings, *, warm: WarmRetrievers | None = None, host: st
 
     In a host app, add it as the route ``/mcp`` (a route rather than a mount: the URL is ``/mcp`` itself, with no
     redirect to ``/mcp/``) and run its lifespan inside the host's, which starts the SDK's session manager (without
-    it every request fails)::
-
-        mcp_app = http_app(settings, warm=warm, host=host)
-
-        @asynccontextmanager
-        async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-            async with mcp_app.router.lifespan_context(mcp_app):
-                yield
-
-        app = FastAPI(lifespan=lifespan)
-        app.router.routes.append(Route("/mcp", mcp_app, include_in_schema=False))
+    it every request fails; it runs once per instance, so each lifespan needs a new app):
+    :func:`pipelines.service.app.create_app` does both.
 
     Stateless, with JSON answers: no session to keep, so any worker can answer any request and proxies need no
     streaming. ``host`` is the interface served on: on a loopback one the SDK refuses requests whose ``Host`` or

@@ -1,12 +1,11 @@
 """A real MCP client against the real server: the SDK's client starts ``python -m pipelines.service.mcp`` over stdio,
-and talks streamable HTTP to the server mounted at ``/mcp`` in a FastAPI app behind the service's API key, served by
-uvicorn on 127.0.0.1."""
+and talks streamable HTTP to ``/mcp`` of the service app (``create_app``, as ``qwen-rag serve`` runs it) behind its
+API key, served by uvicorn on 127.0.0.1."""
 
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
 from typing import Any
 
 import anyio
@@ -18,13 +17,10 @@ from mcp.client.session import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp_types import CallToolResult, ListToolsResult
-from starlette.routing import Route
 
-from pipelines.embeddings import make_embeddings
+from pipelines.embeddings import Provider, make_embeddings
 from pipelines.ingestion.writer import ingest
-from pipelines.retrieve.warm import WarmRetrievers
-from pipelines.service.auth import BearerAuth
-from pipelines.service.mcp import http_app
+from pipelines.service.app import create_app
 from pipelines.service.run import serve_in_background
 from pipelines.settings import Settings
 from tests.conftest import REPO, SAMPLES
@@ -77,29 +73,19 @@ def test_a_client_starts_the_server_over_stdio_and_searches(settings: Settings) 
 # -- streamable HTTP, mounted in a FastAPI service behind its key ------------------------------------------------
 
 
-def service(settings: Settings, warm: WarmRetrievers, host: str = "127.0.0.1") -> FastAPI:
-    """A FastAPI app with the MCP server at /mcp, as ``qwen-rag serve`` mounts it."""
-    mcp_app = http_app(settings, warm=warm, host=host)
+@pytest.fixture(scope="module")
+def embeddings(settings: Settings) -> Provider:
+    return make_embeddings(settings)
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with mcp_app.router.lifespan_context(mcp_app):
-            yield
 
-    app = FastAPI(lifespan=lifespan)
-    app.add_middleware(BearerAuth, key=KEY)
-    app.router.routes.append(Route("/mcp", mcp_app, include_in_schema=False))
-    return app
+def service(settings: Settings, embeddings: Provider, host: str = "127.0.0.1") -> FastAPI:
+    """The app ``qwen-rag serve --api-key KEY`` runs, MCP at /mcp included."""
+    return create_app(settings, api_key=KEY, embeddings=embeddings, host=host)
 
 
 @pytest.fixture(scope="module")
-def warm(settings: Settings) -> WarmRetrievers:
-    return WarmRetrievers(settings, embeddings=make_embeddings(settings))
-
-
-@pytest.fixture(scope="module")
-def url(settings: Settings, warm: WarmRetrievers) -> Iterator[str]:
-    with serve_in_background(service(settings, warm)) as base:
+def url(settings: Settings, embeddings: Provider) -> Iterator[str]:
+    with serve_in_background(service(settings, embeddings)) as base:
         yield f"{base}/mcp"
 
 
@@ -132,9 +118,9 @@ def test_the_endpoint_is_mcp_itself_and_answers_plain_json(url: str) -> None:
     assert sorted(tool["name"] for tool in response.json()["result"]["tools"]) == ["collections", "read", "search"]
 
 
-def test_on_loopback_a_foreign_host_name_is_refused(settings: Settings, warm: WarmRetrievers, url: str) -> None:
+def test_on_loopback_a_foreign_host_name_is_refused(settings: Settings, embeddings: Provider, url: str) -> None:
     """DNS rebinding: a web page whose name resolves to 127.0.0.1 must not reach the server through a browser."""
     rebound = {**AUTHORISED, "Host": "attacker.example"}
     assert httpx.post(url, json=LIST_TOOLS, headers=rebound).status_code == 421
-    with serve_in_background(service(settings, warm, host="0.0.0.0")) as base:  # served for any name: no check
+    with serve_in_background(service(settings, embeddings, host="0.0.0.0")) as base:  # served for any name: no check
         assert httpx.post(f"{base}/mcp", json=LIST_TOOLS, headers=rebound).status_code == 200
