@@ -1,7 +1,7 @@
 """BM25 beside the vector store: a mixed Chinese/English analyzer and a bm25s index over chunk ids.
 
 >>> index = BM25Index.build(["a", "b"], ["向量数据库的检索", "Running BM25 searches"], fingerprint(["a", "b"]))
->>> index.search("bm25 search", k=5)[0][0]
+>>> index.search("bm25 search", k=5)[0].id
 'b'
 """
 
@@ -9,25 +9,25 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import os
 import re
 import shutil
 import tempfile
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
+from pipelines.retrieve.segment import cut
+
 if TYPE_CHECKING:
     import bm25s
-    import jieba
     import Stemmer
 
-__all__ = ["BM25Index", "analyze", "fingerprint"]
+__all__ = ["BM25Index", "LexicalHit", "analyze", "fingerprint"]
 
 _CJK = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f"
 # A run of Han characters goes to jieba; any other run of letters/digits is one word. Han is excluded from the
@@ -35,19 +35,18 @@ _CJK = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f"
 _TOKEN = re.compile(rf"(?P<cjk>[{_CJK}]+)|(?P<word>[^\W_{_CJK}]+)")
 
 _META = "meta.json"
+
+
+class LexicalHit(NamedTuple):
+    """One chunk's lexical match: its BM25 score, and ``coverage``, the share of the query's term weight (IDF) that
+    the chunk contains: 1.0 when it holds every query term, near 0 when it matches only common words."""
+
+    id: str
+    score: float
+    coverage: float
+
+
 _FORMAT = 1
-
-
-@cache
-def _segmenter() -> jieba.Tokenizer:
-    """jieba's dictionary takes about a second to load: once per process, on first Chinese text, without the
-    "Building prefix dict..." lines it writes to stderr."""
-    import jieba
-
-    jieba.setLogLevel(logging.WARNING)
-    tokenizer = jieba.Tokenizer()
-    tokenizer.initialize()
-    return tokenizer
 
 
 @cache
@@ -57,9 +56,13 @@ def _stemmer() -> Stemmer.Stemmer:
     return Stemmer.Stemmer("english")
 
 
-def analyze(text: str) -> list[str]:
-    """Split ``text`` into BM25 terms: runs of Han characters segmented by jieba, other words lower-cased and
-    Snowball-stemmed (English), numbers kept, punctuation dropped.
+def analyze(text: str, *, query: bool = False) -> list[str]:
+    """Split ``text`` into BM25 terms: runs of Han characters segmented by jieba (search mode, so that a query that uses
+    a part of a long word still matches: 中华人民共和国 -> 中华, 人民, 共和国, ...; HMM off: its guesses at unknown words
+    split the same name differently in a short question and in a long passage, and turning it off raised nDCG@10 on
+    CMRC2018 trial from 0.979 to 0.984, benchmarks/bench_bm25.py), other words lower-cased and
+    Snowball-stemmed (English), numbers kept, punctuation dropped. ``query=True`` for a query: the same terms, without
+    loading jieba's whole dictionary (:mod:`pipelines.retrieve.segment`).
 
     >>> analyze("Qwen3模型的检索效果 in 2025, running!")
     ['qwen3', '模型', '的', '检索', '效果', 'in', '2025', 'run']
@@ -74,18 +77,9 @@ def analyze(text: str) -> list[str]:
             continue
         terms.extend(_stem(words))
         words = []
-        terms.extend(_cut(match.group()))
+        terms.extend(cut(match.group(), query=query))
     terms.extend(_stem(words))
     return terms
-
-
-def _cut(han: str) -> list[str]:
-    """Segment a run of Han characters. Search mode also emits the dictionary words inside long words
-    (中华人民共和国 -> 中华, 人民, 共和国, ...), so a query that uses a part still matches. HMM is off: its guesses at
-    out-of-vocabulary words split the same name differently in a short question and in a long passage; turning it
-    off raised nDCG@10 on CMRC2018 trial from 0.979 to 0.984 and on dev (less the test questions) from 0.984 to
-    0.990 (benchmarks/bench_bm25.py)."""
-    return [term for term in _segmenter().cut_for_search(han, HMM=False) if term.strip()]
 
 
 def _stem(words: list[str]) -> list[str]:
@@ -117,7 +111,7 @@ class BM25Index:
     >>> if index is None or index.fingerprint != fingerprint(ids):
     ...     index = BM25Index.build(ids, texts, fingerprint(ids))
     ...     index.save(Path("/tmp/qwen-rag-bm25"))
-    >>> index.search("ranking terms", k=3)[0][0]
+    >>> index.search("ranking terms", k=3)[0].id
     'c2'
     """
 
@@ -126,6 +120,7 @@ class BM25Index:
         self.ids = ids
         self.fingerprint = fingerprint
         self._model = model
+        self._positions: dict[str, int] | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -189,15 +184,25 @@ class BM25Index:
         except (OSError, ValueError, KeyError, TypeError, EOFError):
             return None
 
-    def search(self, query: str, k: int) -> list[tuple[str, float]]:
-        """The ``k`` best chunks for ``query`` as ``(chunk id, bm25 score)``, best first; ties go to the chunk
-        indexed first. Chunks that share no term with the query are left out, so fewer than ``k`` may come back."""
+    def search(self, query: str, k: int, *, only: Collection[str] | None = None) -> list[LexicalHit]:
+        """The ``k`` best chunks for ``query``, best first; ties go to the chunk indexed first. Chunks that share no
+        term with the query are left out, so fewer than ``k`` may come back. ``only``: score just these chunk ids
+        (an exact filter: a chunk outside it is never returned, however well it matches).
+
+        ``coverage`` is read from the postings: the IDF of each distinct query term whose posting list holds the
+        chunk, over the IDF of all distinct query terms, a term the index has never seen counting as unmatched at
+        the largest IDF (the rarest possible term: a query about a word the collection lacks is not covered)."""
         if self._model is None or k <= 0:
             return []
-        term_ids = self._model.get_tokens_ids(analyze(query))
+        terms = analyze(query, query=True)
+        term_ids = self._model.get_tokens_ids(terms)
         if not term_ids:
             return []
-        scores = self._model.get_scores(term_ids)
+        scores = self._model.get_scores(term_ids)  # a repeated query term counts as often as it is repeated
+        if only is not None:
+            allowed = np.zeros(len(self.ids), dtype=bool)
+            allowed[[self._position[cid] for cid in only if cid in self._position]] = True
+            scores = np.where(allowed, scores, 0)
         matched = np.flatnonzero(scores > 0)  # ascending positions
         if len(matched) > k:
             kth = np.partition(scores[matched], len(matched) - k)[len(matched) - k]  # the k-th best score
@@ -206,4 +211,28 @@ class BM25Index:
             matched = np.concatenate([above, matched[scores[matched] == kth][: k - len(above)]])
         # lexsort's last key is the primary one: score descending, then position ascending.
         order = matched[np.lexsort((matched, -scores[matched]))]
-        return [(self.ids[i], float(scores[i])) for i in order]
+        distinct = list(dict.fromkeys(term_ids))
+        unknown = len(set(terms)) - len(distinct)
+        coverage = self._coverage(distinct, unknown=unknown, positions=order)
+        return [LexicalHit(self.ids[i], float(scores[i]), float(c)) for i, c in zip(order, coverage, strict=True)]
+
+    @property
+    def _position(self) -> dict[str, int]:
+        if self._positions is None:
+            self._positions = {cid: i for i, cid in enumerate(self.ids)}
+        return self._positions
+
+    def _coverage(self, term_ids: list[int], unknown: int, positions: np.ndarray) -> np.ndarray:
+        """Coverage of the chunks at ``positions`` by the known ``term_ids`` plus ``unknown`` unseen terms."""
+        assert self._model is not None
+        index = self._model.scores
+        indptr, indices, total_docs = index["indptr"], index["indices"], int(index["num_docs"])
+        # Lucene's IDF, the one bm25s scores with: ln(1 + (N - df + 0.5) / (df + 0.5)).
+        df = (indptr[np.asarray(term_ids) + 1] - indptr[np.asarray(term_ids)]).astype(np.float64)
+        idf = np.log1p((total_docs - df + 0.5) / (df + 0.5))
+        rarest = np.log1p((total_docs - 0.5) / 1.5)
+        covered = np.zeros(len(positions), dtype=np.float64)
+        for term, weight in zip(term_ids, idf, strict=True):
+            postings = indices[indptr[term] : indptr[term + 1]]
+            covered += weight * np.isin(positions, postings, assume_unique=False)
+        return covered / (idf.sum() + unknown * rarest)

@@ -1,8 +1,9 @@
 """``build_retriever()``: the LangChain retriever chatbot apps plug in.
 
 Each returned ``Document`` carries its citation metadata (``source``, ``page``, ``start_index``, and ``section``,
-``sheet``, rows where the format gives them) and its ``score`` (dense: cosine similarity of query and passage;
-bm25/hybrid: the BM25 or fused score; higher is better).
+``sheet``, rows where the format gives them) and its ``score``, higher is better: dense, the cosine similarity of
+query and passage; hybrid, the fused score in [0, 1] (:mod:`pipelines.retrieve.fusion`; ``dense_score`` and
+``bm25_score`` beside it); bm25, the BM25 score over the best hit's (``bm25_score``: the raw one).
 
 Options (k, mode, filters, MMR, rerank, task) come from the settings, and can be overridden per retriever
 (``search_kwargs``) or per call, as LangChain retrievers allow: ``retriever.invoke(query, k=3, mode="bm25")``.
@@ -32,12 +33,12 @@ from pydantic import ConfigDict, Field, PrivateAttr, model_validator
 from pipelines.embeddings import Provider, make_embeddings
 from pipelines.errors import ConfigError, StoreError
 from pipelines.retrieve import filters
-from pipelines.retrieve.fusion import reciprocal_rank_fusion
-from pipelines.retrieve.lexical import BM25Index
+from pipelines.retrieve.fusion import convex_fusion, reciprocal_rank_fusion
+from pipelines.retrieve.lexical import BM25Index, LexicalHit
 from pipelines.retrieve.lexical_sync import sync_bm25
 from pipelines.retrieve.options import MAX_K, RERANK, options
 from pipelines.retrieve.rerank import make_reranker
-from pipelines.settings import Mode, Settings
+from pipelines.settings import Fusion, Mode, Settings
 from pipelines.store.chroma import Store, open_store
 from pipelines.store.paging import pages
 from pipelines.store.records import SOURCE
@@ -114,39 +115,81 @@ class QwenRagRetriever(BaseRetriever):
                 self._lexical = (count, sync_bm25(self.store, self.collection))
             return self._lexical[1]
 
-    def _bm25(self, query: str, k: int, s: Settings) -> list[Document]:
+    def _lexical_hits(self, query: str, k: int, s: Settings) -> list[LexicalHit]:
+        """The ``k`` best BM25 hits that pass the filters: scored only over the chunks the filters allow (exact:
+        never fewer than ``k`` when ``k`` matching chunks exist)."""
+        return self._lexical_index().search(query, k, only=self._allowed_ids(s))
+
+    def _allowed_ids(self, s: Settings) -> set[str] | None:
+        """The ids of the chunks the filters allow, or None when there are no filters."""
         where = self._where(s)
-        # Filters apply after BM25 ranks; fetch extra so that k survive a selective filter.
-        hits = self._lexical_index().search(query, k if where is None else max(k * 10, s.rerank_candidates))
-        docs = self._fetch([cid for cid, _ in hits], where)
-        scores = dict(hits)
+        if where is None:
+            return None
+        return {cid for page in pages(self.collection, include=[], where=where) for cid in page["ids"]}
+
+    def _bm25(self, query: str, k: int, s: Settings) -> list[Document]:
+        """BM25 order; the score is the BM25 score over the best hit's (1.0 first, in (0, 1]), the raw BM25 score
+        is ``bm25_score``."""
+        hits = self._lexical_hits(query, k, s)
+        docs = self._fetch([hit.id for hit in hits], None)
+        by_id = {hit.id: hit for hit in hits}
+        best = hits[0].score if hits else 1.0
         for doc in docs:
-            doc.metadata["score"] = round(scores[str(doc.id)], 6)
-        return docs[:k]
+            raw = by_id[str(doc.id)].score
+            doc.metadata["score"] = round(raw / best, 6)
+            doc.metadata["bm25_score"] = round(raw, 6)
+        if s.min_score is not None:
+            docs = [d for d in docs if d.metadata["score"] >= s.min_score]
+        return docs
 
     def _hybrid(self, query: str, k: int, s: Settings, embeddings: Provider) -> list[Document]:
         pool = max(k, s.rerank_candidates)
-        dense = self._dense(query, pool, s, embeddings)
-        lexical = self._bm25(query, pool, s)
-        fused = reciprocal_rank_fusion(
-            [[str(d.id) for d in dense], [str(d.id) for d in lexical]],
-            weights=[s.dense_weight, s.bm25_weight],
-            k=s.rrf_k,
-        )
-        by_id = {str(d.id): d for d in lexical} | {str(d.id): d for d in dense}
-        dense_scores = {str(d.id): d.metadata["score"] for d in dense}
-        bm25_scores = {str(d.id): d.metadata["score"] for d in lexical}
+        vector = self._embed_query(query, embeddings)
+        dense = self._dense_hits(vector, pool, s)
+        lexical = {hit.id: hit for hit in self._lexical_hits(query, pool, s)}
+        if s.fusion is Fusion.RRF:
+            fused = reciprocal_rank_fusion(
+                [list(dense), list(lexical)], weights=[s.dense_weight, s.bm25_weight], k=s.rrf_k
+            )
+        else:
+            # Both signals for every candidate, exactly: the cosine of those only BM25 found, the BM25 hit (if any)
+            # of those only the vectors found. The dense scale is set by the dense top `rerank_candidates`, so that
+            # the scores do not depend on how many passages a call asks for.
+            floor = list(dense.values())[: s.rerank_candidates][-1] if dense else None
+            dense_only = [cid for cid in dense if cid not in lexical]
+            if dense_only:
+                lexical |= {
+                    hit.id: hit for hit in self._lexical_index().search(query, len(dense_only), only=dense_only)
+                }
+            dense |= self._cosines(vector, [cid for cid in lexical if cid not in dense])
+            fused = convex_fusion(dense, lexical, alpha=s.fusion_alpha, tau=s.coverage_tau, dense_floor=floor)
+        chosen = fused[:k]
+        docs = {str(d.id): d for d in self._fetch([cid for cid, _ in chosen], None)}
         out = []
-        for cid, score in fused[:k]:
-            doc = by_id[cid]
-            doc.metadata = {k_: v for k_, v in doc.metadata.items() if k_ not in ("dense_score", "bm25_score")}
+        for cid, score in chosen:
+            doc = docs.get(cid)
+            if doc is None:  # deleted between the ranking and the fetch
+                continue
             doc.metadata["score"] = round(score, 6)
-            if cid in dense_scores:
-                doc.metadata["dense_score"] = dense_scores[cid]
-            if cid in bm25_scores:
-                doc.metadata["bm25_score"] = bm25_scores[cid]
+            if cid in dense:
+                doc.metadata["dense_score"] = round(dense[cid], 6)
+            if cid in lexical:
+                doc.metadata["bm25_score"] = round(lexical[cid].score, 6)
             out.append(doc)
+        if s.min_score is not None:
+            out = [d for d in out if d.metadata["score"] >= s.min_score]
         return out
+
+    def _cosines(self, vector: list[float], ids: list[str]) -> dict[str, float]:
+        """The cosine similarity of ``vector`` to each stored chunk in ``ids``, from the stored embeddings."""
+        if not ids:
+            return {}
+        got = self.collection.get(ids=ids, include=["embeddings"])
+        stored = np.asarray(got["embeddings"], dtype=np.float64)
+        query = np.asarray(vector, dtype=np.float64)
+        norms = np.linalg.norm(stored, axis=1) * np.linalg.norm(query)
+        similarity = stored @ query / np.where(norms > 0, norms, 1.0)
+        return {str(cid): float(value) for cid, value in zip(got["ids"], similarity, strict=True)}
 
     def _fetch(self, ids: list[str], where: dict[str, Any] | None) -> list[Document]:
         """Chunks by id, in the given order, keeping only those that pass the filters."""
@@ -169,6 +212,14 @@ class QwenRagRetriever(BaseRetriever):
                 "the server's model or --dimensions changed since the ingest"
             )
         return vector
+
+    def _dense_hits(self, vector: list[float], k: int, s: Settings) -> dict[str, float]:
+        """The ``k`` nearest chunks that pass the filters: chunk id -> cosine similarity, best first."""
+        found = self.collection.query(
+            query_embeddings=[vector], n_results=k, where=self._where(s), include=["distances"]
+        )
+        # Chroma's cosine space returns the distance 1 - cosine.
+        return {str(cid): 1.0 - float(dist) for cid, dist in zip(found["ids"][0], found["distances"][0], strict=True)}
 
     def _dense(self, query: str, k: int, s: Settings, embeddings: Provider) -> list[Document]:
         vector = self._embed_query(query, embeddings)

@@ -119,7 +119,7 @@ def bm25_run(data: BeirDataset, queries: int) -> tuple[dict[str, list[str]], dic
     ids = list(data.corpus)
     index = BM25Index.build(ids, [f"{data.corpus[i]['title']} {data.corpus[i]['text']}" for i in ids], "f")
     judged = list(data.qrels)[:queries]
-    run = {qid: [doc for doc, _ in index.search(data.queries[qid], 100)] for qid in judged}
+    run = {qid: [hit.id for hit in index.search(data.queries[qid], 100)] for qid in judged}
     return run, {qid: data.qrels[qid] for qid in judged}
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -54,17 +55,22 @@ def test_english_stemming_conflates_inflections() -> None:
     assert analyze("Studies") == analyze("study")
 
 
-def test_jieba_loads_lazily_once_and_quietly() -> None:
+def test_jieba_loads_lazily_once_and_quietly(tmp_path: Path) -> None:
     script = (
         "import sys\n"
-        "from pipelines.retrieve.lexical import _segmenter, analyze\n"
+        "from pipelines.retrieve.lexical import analyze\n"
+        "from pipelines.retrieve.segment import _full_tokenizer\n"
         "assert 'jieba' not in sys.modules, 'imported at module import'\n"
         "analyze('english only, 123')\n"
         "assert 'jieba' not in sys.modules, 'imported for text without Chinese'\n"
         "analyze('中文分词')\n"
-        "assert _segmenter() is _segmenter()\n"
+        "assert _full_tokenizer() is _full_tokenizer()\n"
+        "analyze('中文的查询', query=True)\n"
     )
-    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120)
+    env = {**os.environ, "QWEN_RAG_CACHE_DIR": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120, env=env
+    )
     assert done.returncode == 0, done.stderr
     # jieba's default logger prints "Building prefix dict from the default dictionary ..." on stderr.
     assert done.stderr == ""
@@ -87,17 +93,17 @@ def test_fingerprint_is_order_independent_and_set_like() -> None:
 
 def test_search_finds_english_chinese_and_mixed_queries() -> None:
     index = build()
-    assert index.search("ranking by term frequency", k=3)[0][0] == "en-bm25"
-    assert index.search("近似最近邻检索", k=3)[0][0] == "zh-vector"
-    assert index.search("BM25 全文检索", k=3)[0][0] == "zh-bm25"
-    assert index.search("qwen3 上下文", k=3)[0][0] == "mixed"
+    assert index.search("ranking by term frequency", k=3)[0].id == "en-bm25"
+    assert index.search("近似最近邻检索", k=3)[0].id == "zh-vector"
+    assert index.search("BM25 全文检索", k=3)[0].id == "zh-bm25"
+    assert index.search("qwen3 上下文", k=3)[0].id == "mixed"
 
 
 def test_search_returns_scores_best_first_and_at_most_k() -> None:
     index = build()
     hits = index.search("BM25 检索", k=2)
     assert len(hits) == 2
-    scores = [score for _, score in hits]
+    scores = [hit.score for hit in hits]
     assert scores == sorted(scores, reverse=True) and all(score > 0 for score in scores)
     assert len(index.search("BM25 检索", k=100)) == 3  # only chunks sharing a term: en-bm25, zh-bm25, zh-vector
 
@@ -112,9 +118,9 @@ def test_search_without_matching_terms_is_empty() -> None:
 
 def test_equal_scores_keep_indexing_order() -> None:
     index = BM25Index.build(["z", "y", "x", "w"], ["same text", "other", "same text", "same text"], "f")
-    assert [doc for doc, _ in index.search("same", k=3)] == ["z", "x", "w"]
+    assert [hit.id for hit in index.search("same", k=3)] == ["z", "x", "w"]
     # The cut at k keeps the first-indexed of the tied chunks too.
-    assert [doc for doc, _ in index.search("same", k=2)] == ["z", "x"]
+    assert [hit.id for hit in index.search("same", k=2)] == ["z", "x"]
 
 
 def test_empty_corpus() -> None:
@@ -135,7 +141,7 @@ def test_bm25_on_cmrc2018_paragraphs(shared: Path) -> None:
     ids = list(data.corpus)
     index = BM25Index.build(ids, [data.corpus[i]["title"] + " " + data.corpus[i]["text"] for i in ids], "f")
     questions = list(data.queries.items())[:200]
-    first = sum(index.search(text, k=1)[0][0] in data.qrels[qid] for qid, text in questions)
+    first = sum(index.search(text, k=1)[0].id in data.qrels[qid] for qid, text in questions)
     assert first / len(questions) >= 0.95
 
 
@@ -187,3 +193,43 @@ def test_load_of_a_missing_or_damaged_index_is_none(tmp_path: Path) -> None:
     for array in (tmp_path / "bm25").glob("*.npy"):
         array.write_bytes(b"not numpy")
     assert BM25Index.load(tmp_path / "bm25") is None
+
+
+# -- coverage and exact filters ------------------------------------------------------------------------------------
+
+
+def test_coverage_is_the_share_of_the_query_term_weight_a_chunk_holds() -> None:
+    index = BM25Index.build(
+        ["both", "rare", "common", "none"],
+        ["quantum entanglement is the topic", "entanglement", "is the topic", "unrelated words"],
+        fingerprint(["both", "rare", "common", "none"]),
+    )
+    hits = {hit.id: hit for hit in index.search("is entanglement", k=10)}
+    assert hits["both"].coverage == 1.0
+    # "entanglement" is rarer than "is" (2 of 4 chunks each: equal here), so each holds half of the weight.
+    assert hits["rare"].coverage == hits["common"].coverage == 0.5
+    assert "none" not in hits
+    # A query word the collection never saw is unmatched at the largest IDF: it lowers every chunk's coverage.
+    unseen = {hit.id: hit for hit in index.search("is entanglement zyzzyva", k=10)}
+    assert 0 < unseen["both"].coverage < 1.0
+    assert unseen["rare"].coverage < 0.5
+
+
+def test_a_stray_common_word_covers_little_of_the_query() -> None:
+    texts = [f"note {i}: the cat sat" for i in range(20)] + ["binary search halves an ordered array"]
+    ids = [f"c{i}" for i in range(len(texts))]
+    index = BM25Index.build(ids, texts, fingerprint(ids))
+    hits = {hit.id: hit for hit in index.search("the binary search", k=30)}
+    assert hits["c20"].coverage > 0.9
+    assert hits["c0"].coverage < 0.1
+
+
+def test_only_restricts_scoring_to_the_given_ids_and_keeps_k() -> None:
+    texts = [f"apple pie number {i}" for i in range(30)]
+    ids = [f"d{i}" for i in range(30)]
+    index = BM25Index.build(ids, texts, fingerprint(ids))
+    allowed = {f"d{i}" for i in range(0, 30, 3)}
+    hits = index.search("apple pie", k=5, only=allowed)
+    assert len(hits) == 5 and {hit.id for hit in hits} <= allowed
+    assert len(index.search("apple pie", k=50, only=allowed)) == len(allowed)
+    assert index.search("apple pie", k=5, only={"unknown"}) == []
