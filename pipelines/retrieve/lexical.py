@@ -57,12 +57,14 @@ def _stemmer() -> Stemmer.Stemmer:
 
 
 def analyze(text: str, *, query: bool = False) -> list[str]:
-    """Split ``text`` into BM25 terms: runs of Han characters segmented by jieba (search mode, so that a query that uses
-    a part of a long word still matches: 中华人民共和国 -> 中华, 人民, 共和国, ...; HMM off: its guesses at unknown words
-    split the same name differently in a short question and in a long passage, and turning it off raised nDCG@10 on
-    CMRC2018 trial from 0.979 to 0.984, benchmarks/bench_bm25.py), other words lower-cased and
-    Snowball-stemmed (English), numbers kept, punctuation dropped. ``query=True`` for a query: the same terms, without
-    loading jieba's whole dictionary (:mod:`pipelines.retrieve.segment`).
+    """Split ``text`` into BM25 terms: runs of Han characters segmented by jieba, other words lower-cased and
+    Snowball-stemmed (English), numbers kept, punctuation dropped.
+
+    jieba in search mode, so that a query that uses a part of a long word still matches (中华人民共和国 -> 中华, 人民,
+    共和国, ...); HMM off: its guesses at unknown words split the same name differently in a short question and in a
+    long passage, and turning it off raised nDCG@10 on CMRC2018 trial from 0.979 to 0.984 (benchmarks/bench_bm25.py).
+    ``query=True`` for a query: the same terms, without loading jieba's whole dictionary
+    (:mod:`pipelines.retrieve.segment`).
 
     >>> analyze("Qwen3模型的检索效果 in 2025, running!")
     ['qwen3', '模型', '的', '检索', '效果', 'in', '2025', 'run']
