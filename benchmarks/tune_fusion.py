@@ -21,7 +21,7 @@ from pipelines.evaluate.metrics import evaluate_run
 from pipelines.evaluate.run import doc_id_of
 from pipelines.retrieve.fusion import convex_fusion, reciprocal_rank_fusion
 from pipelines.retrieve.lexical import LexicalHit
-from pipelines.retrieve.retriever import build_retriever
+from pipelines.retrieve.search import open_search
 from pipelines.settings import Settings
 from pipelines.store.records import SOURCE
 
@@ -42,7 +42,7 @@ def collect(dataset: Path, split: str, store: Path) -> tuple[dict[str, Candidate
     name = dataset.resolve().name
     data = load_beir(dataset, split)
     settings = Settings(store=store, collection=f"eval-{name}")
-    retriever = build_retriever(settings)
+    retriever = open_search(settings)
     index = retriever._lexical_index()
     out: dict[str, Candidates] = {}
     for qid, text in data.queries.items():

@@ -1,11 +1,10 @@
-"""``build_retriever()``: the LangChain retriever chatbot apps plug in.
+"""``build_retriever()``: the LangChain retriever chatbot apps plug in, over :class:`pipelines.retrieve.search.Search`.
 
 Each returned ``Document`` carries its citation metadata (``source``, ``page``, ``start_index``, and ``section``,
-``sheet``, rows where the format gives them) and its ``score``, higher is better: dense, the cosine similarity of
-query and passage; hybrid, the fused score in [0, 1] (:mod:`pipelines.retrieve.fusion`; ``dense_score`` and
-``bm25_score`` beside it); bm25, the BM25 score over the best hit's (``bm25_score``: the raw one).
+``sheet``, rows where the format gives them) and its ``score`` (:mod:`pipelines.retrieve.search` says what each
+mode's score is).
 
-Options (k, mode, filters, MMR, rerank, task) come from the settings, and can be overridden per retriever
+Options (k, mode, fusion, filters, MMR, rerank, task) come from the settings, and can be overridden per retriever
 (``search_kwargs``) or per call, as LangChain retrievers allow: ``retriever.invoke(query, k=3, mode="bm25")``.
 One retriever serves many calls: it keeps its embedding provider, its reranker and its BM25 index warm.
 
@@ -19,30 +18,18 @@ One retriever serves many calls: it keeps its embedding provider, its reranker a
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
-import numpy as np
 from chromadb.api.models.Collection import Collection
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import BaseDocumentCompressor, Document
 from langchain_core.retrievers import BaseRetriever
-from langchain_core.vectorstores.utils import maximal_marginal_relevance
 from pydantic import ConfigDict, Field, PrivateAttr, model_validator
 
-from pipelines.embeddings import Provider, make_embeddings
-from pipelines.errors import ConfigError, StoreError
-from pipelines.retrieve import filters
-from pipelines.retrieve.fusion import convex_fusion, reciprocal_rank_fusion
-from pipelines.retrieve.lexical import BM25Index, LexicalHit
-from pipelines.retrieve.lexical_sync import sync_bm25
-from pipelines.retrieve.options import MAX_K, RERANK, options
-from pipelines.retrieve.rerank import make_reranker
-from pipelines.settings import Fusion, Mode, Settings
-from pipelines.store.chroma import Store, open_store
-from pipelines.store.paging import pages
-from pipelines.store.records import SOURCE
-from pipelines.store.signature import IndexSignature, guard, query_task
+from pipelines.embeddings import Provider
+from pipelines.retrieve.search import Search, open_search
+from pipelines.settings import Settings
+from pipelines.store.chroma import Store
 
 
 class QwenRagRetriever(BaseRetriever):
@@ -57,10 +44,7 @@ class QwenRagRetriever(BaseRetriever):
     store: Store
     reranker: BaseDocumentCompressor | None = None
     search_kwargs: dict[str, Any] = Field(default_factory=dict, description="Options over the settings' own.")
-    # Derived data, kept while the collection's size is unchanged: the BM25 index and the list of sources.
-    _lexical: tuple[int, BM25Index] | None = PrivateAttr(default=None)
-    _sources: tuple[int, list[str]] | None = PrivateAttr(default=None)
-    _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+    _search: Search = PrivateAttr()
 
     @model_validator(mode="before")
     @classmethod
@@ -71,191 +55,35 @@ class QwenRagRetriever(BaseRetriever):
             data["search_kwargs"] = {**data.get("search_kwargs", {}), "k": data.pop("k")}
         return data
 
-    @model_validator(mode="after")
-    def _check_search_kwargs(self) -> QwenRagRetriever:
-        self.options({})  # an unknown or out-of-range option fails here, not on the first query
-        return self
+    def model_post_init(self, context: Any, /) -> None:
+        # An unknown or out-of-range option fails here, not on the first query.
+        self._search = Search(
+            collection=self.collection,
+            embeddings=self.embeddings,
+            dimension=self.dimension,
+            settings=self.settings,
+            store=self.store,
+            reranker=self.reranker,
+            search_kwargs=self.search_kwargs,
+        )
+
+    @property
+    def search(self) -> Search:
+        """The search behind this retriever (its BM25 index, caches and per-call options)."""
+        return self._search
 
     @property
     def k(self) -> int:
-        return self.options({}).k
+        return self._search.options({}).k
 
     def options(self, overrides: dict[str, Any]) -> Settings:
         """The settings for one call: the retriever's settings, its ``search_kwargs``, then ``overrides``."""
-        return options(options(self.settings, self.search_kwargs), overrides)
+        return self._search.options(overrides)
 
     def _get_relevant_documents(
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **kwargs: Any
     ) -> list[Document]:
-        s = self.options(kwargs)
-        rerank = {**self.search_kwargs, **kwargs}.get(RERANK, self.reranker is not None)
-        if rerank and self.reranker is None:
-            raise ConfigError("this retriever has no reranker: set --rerank-url")
-        reranker = self.reranker if rerank else None
-        embeddings = self.embeddings if s.task is None else self.embeddings.with_task(s.task)
-        # With a reranker, the first stage hands it more candidates than the k it will return.
-        first = max(s.k, s.rerank_candidates) if reranker is not None else s.k
-        if s.mode is Mode.DENSE:
-            docs = self._dense(query, first, s, embeddings)
-        elif s.mode is Mode.BM25:
-            docs = self._bm25(query, first, s)
-        else:
-            docs = self._hybrid(query, first, s, embeddings)
-        if reranker is not None:
-            docs = list(reranker.compress_documents(docs, query))
-        return docs[: s.k]
-
-    # -- lexical and fused ---------------------------------------------------------------------------------
-
-    def _lexical_index(self) -> BM25Index:
-        """The BM25 index, loaded once and re-synced when the collection changed size since."""
-        count = self.collection.count()
-        with self._lock:
-            if self._lexical is None or self._lexical[0] != count:
-                self._lexical = (count, sync_bm25(self.store, self.collection))
-            return self._lexical[1]
-
-    def _lexical_hits(self, query: str, k: int, s: Settings) -> list[LexicalHit]:
-        """The ``k`` best BM25 hits that pass the filters: scored only over the chunks the filters allow (exact:
-        never fewer than ``k`` when ``k`` matching chunks exist)."""
-        return self._lexical_index().search(query, k, only=self._allowed_ids(s))
-
-    def _allowed_ids(self, s: Settings) -> set[str] | None:
-        """The ids of the chunks the filters allow, or None when there are no filters."""
-        where = self._where(s)
-        if where is None:
-            return None
-        return {cid for page in pages(self.collection, include=[], where=where) for cid in page["ids"]}
-
-    def _bm25(self, query: str, k: int, s: Settings) -> list[Document]:
-        """BM25 order; the score is the BM25 score over the best hit's (1.0 first, in (0, 1]), the raw BM25 score
-        is ``bm25_score``."""
-        hits = self._lexical_hits(query, k, s)
-        docs = self._fetch([hit.id for hit in hits], None)
-        by_id = {hit.id: hit for hit in hits}
-        best = hits[0].score if hits else 1.0
-        for doc in docs:
-            raw = by_id[str(doc.id)].score
-            doc.metadata["score"] = round(raw / best, 6)
-            doc.metadata["bm25_score"] = round(raw, 6)
-        if s.min_score is not None:
-            docs = [d for d in docs if d.metadata["score"] >= s.min_score]
-        return docs
-
-    def _hybrid(self, query: str, k: int, s: Settings, embeddings: Provider) -> list[Document]:
-        pool = max(k, s.rerank_candidates)
-        vector = self._embed_query(query, embeddings)
-        dense = self._dense_hits(vector, pool, s)
-        lexical = {hit.id: hit for hit in self._lexical_hits(query, pool, s)}
-        if s.fusion is Fusion.RRF:
-            fused = reciprocal_rank_fusion(
-                [list(dense), list(lexical)], weights=[s.dense_weight, s.bm25_weight], k=s.rrf_k
-            )
-        else:
-            # Both signals for every candidate, exactly: the cosine of those only BM25 found, the BM25 hit (if any)
-            # of those only the vectors found. The dense scale is set by the dense top `rerank_candidates`, so that
-            # the scores do not depend on how many passages a call asks for.
-            floor = list(dense.values())[: s.rerank_candidates][-1] if dense else None
-            dense_only = [cid for cid in dense if cid not in lexical]
-            if dense_only:
-                lexical |= {
-                    hit.id: hit for hit in self._lexical_index().search(query, len(dense_only), only=dense_only)
-                }
-            dense |= self._cosines(vector, [cid for cid in lexical if cid not in dense])
-            fused = convex_fusion(dense, lexical, alpha=s.fusion_alpha, tau=s.coverage_tau, dense_floor=floor)
-        chosen = fused[:k]
-        docs = {str(d.id): d for d in self._fetch([cid for cid, _ in chosen], None)}
-        out = []
-        for cid, score in chosen:
-            doc = docs.get(cid)
-            if doc is None:  # deleted between the ranking and the fetch
-                continue
-            doc.metadata["score"] = round(score, 6)
-            if cid in dense:
-                doc.metadata["dense_score"] = round(dense[cid], 6)
-            if cid in lexical:
-                doc.metadata["bm25_score"] = round(lexical[cid].score, 6)
-            out.append(doc)
-        if s.min_score is not None:
-            out = [d for d in out if d.metadata["score"] >= s.min_score]
-        return out
-
-    def _cosines(self, vector: list[float], ids: list[str]) -> dict[str, float]:
-        """The cosine similarity of ``vector`` to each stored chunk in ``ids``, from the stored embeddings."""
-        if not ids:
-            return {}
-        got = self.collection.get(ids=ids, include=["embeddings"])
-        stored = np.asarray(got["embeddings"], dtype=np.float64)
-        query = np.asarray(vector, dtype=np.float64)
-        norms = np.linalg.norm(stored, axis=1) * np.linalg.norm(query)
-        similarity = stored @ query / np.where(norms > 0, norms, 1.0)
-        return {str(cid): float(value) for cid, value in zip(got["ids"], similarity, strict=True)}
-
-    def _fetch(self, ids: list[str], where: dict[str, Any] | None) -> list[Document]:
-        """Chunks by id, in the given order, keeping only those that pass the filters."""
-        if not ids:
-            return []
-        got = self.collection.get(ids=ids, where=where, include=["documents", "metadatas"])
-        found = {
-            cid: Document(page_content=text or "", metadata=dict(meta or {}), id=cid)
-            for cid, text, meta in zip(got["ids"], got["documents"], got["metadatas"], strict=True)
-        }
-        return [found[cid] for cid in ids if cid in found]
-
-    # -- dense ---------------------------------------------------------------------------------------------
-
-    def _embed_query(self, query: str, embeddings: Provider) -> list[float]:
-        vector = embeddings.embed_query(query)
-        if len(vector) != self.dimension:
-            raise StoreError(
-                f"the query vector has {len(vector)} dims but the collection holds {self.dimension}: "
-                "the server's model or --dimensions changed since the ingest"
-            )
-        return vector
-
-    def _dense_hits(self, vector: list[float], k: int, s: Settings) -> dict[str, float]:
-        """The ``k`` nearest chunks that pass the filters: chunk id -> cosine similarity, best first."""
-        found = self.collection.query(
-            query_embeddings=[vector], n_results=k, where=self._where(s), include=["distances"]
-        )
-        # Chroma's cosine space returns the distance 1 - cosine.
-        return {str(cid): 1.0 - float(dist) for cid, dist in zip(found["ids"][0], found["distances"][0], strict=True)}
-
-    def _dense(self, query: str, k: int, s: Settings, embeddings: Provider) -> list[Document]:
-        vector = self._embed_query(query, embeddings)
-        fetch = max(k, s.rerank_candidates) if s.mmr else k
-        include = ["documents", "metadatas", "distances"] + (["embeddings"] if s.mmr else [])
-        found = self.collection.query(query_embeddings=[vector], n_results=fetch, where=self._where(s), include=include)
-        docs = [
-            Document(page_content=text or "", metadata={**(meta or {}), "score": round(1.0 - float(dist), 6)}, id=cid)
-            for cid, text, meta, dist in zip(
-                found["ids"][0], found["documents"][0], found["metadatas"][0], found["distances"][0], strict=True
-            )
-        ]
-        if s.mmr and docs:
-            chosen = maximal_marginal_relevance(
-                np.asarray(vector), list(found["embeddings"][0]), lambda_mult=s.mmr_lambda, k=k
-            )
-            docs = [docs[i] for i in chosen]
-        if s.min_score is not None:
-            docs = [d for d in docs if d.metadata["score"] >= s.min_score]
-        return docs[:k]
-
-    # -- filters -------------------------------------------------------------------------------------------
-
-    def _where(self, s: Settings) -> dict[str, Any] | None:
-        return filters.where(s, self._all_sources)
-
-    def _all_sources(self) -> list[str]:
-        """Distinct sources, cached until the collection's size changes."""
-        count = self.collection.count()
-        with self._lock:
-            if self._sources is None or self._sources[0] != count:
-                sources: set[str] = set()
-                for page in pages(self.collection, include=["metadatas"]):
-                    sources.update(str((m or {}).get(SOURCE)) for m in page["metadatas"] or [])
-                self._sources = (count, sorted(sources))
-            return self._sources[1]
+        return self._search.search(query, **kwargs)
 
 
 def build_retriever(
@@ -268,33 +96,13 @@ def build_retriever(
 ) -> QwenRagRetriever:
     """A retriever over the configured collection; refuses a collection built with another model. Queries carry
     the task given (``settings.task``), else the one the collection was ingested with, else the model's own."""
-    settings = settings or Settings()
-    embeddings = embeddings if embeddings is not None else make_embeddings(settings)
-    store = store or open_store(settings)
-    found = store.existing(settings.collection)
-    if found is None:
-        raise StoreError(f"no collection '{settings.collection}' in {store.where}: run `qwen-rag ingest` first")
-    recorded = guard(
-        settings.collection,
-        store.where,
-        IndexSignature.from_metadata(found.metadata),
-        embeddings.model_id,
-        settings.dimensions,
-    )
-    task = query_task(settings.task, found.metadata)
-    if task is not None:
-        embeddings = embeddings.with_task(task)
-    # The reranker returns as many as any call may ask for (k's bound): each call cuts the list to its own k.
-    reranker = make_reranker(settings.rerank_url, settings.rerank_model, top_n=MAX_K) if settings.rerank_url else None
-    kwargs = dict(search_kwargs or {})
-    if k is not None:
-        kwargs["k"] = k
+    search = open_search(settings, embeddings=embeddings, store=store, k=k, search_kwargs=search_kwargs)
     return QwenRagRetriever(
-        collection=found,
-        embeddings=embeddings,
-        dimension=recorded.dimension,
-        settings=settings,
-        store=store,
-        reranker=reranker,
-        search_kwargs=kwargs,
+        collection=search.collection,
+        embeddings=search.embeddings,
+        dimension=search.dimension,
+        settings=search.settings,
+        store=search.store,
+        reranker=search.reranker,
+        search_kwargs=search.search_kwargs,
     )
