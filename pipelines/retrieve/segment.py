@@ -3,8 +3,8 @@
 Documents are cut by jieba's own tokenizer over its whole prefix dictionary (about 500,000 entries, loaded once per
 process: 0.6 s on a quiet machine, several seconds on a busy one). A query is a few dozen characters, and loading the
 whole dictionary for it was the largest single cost of ``qwen-rag query`` (docs/benchmarks.md, "Start-up"). So the
-prefix dictionary is also written once (by the first query that finds it missing) into an indexed SQLite file in the
-cache directory, and a query's tokenizer
+prefix dictionary is also written once (by the ingest, which loads it anyway, or by the first query that finds it
+missing) into an indexed SQLite file in the cache directory, and a query's tokenizer
 gets only the entries for its own substrings: one indexed look-up, a few milliseconds. The cut is jieba's own code
 over those entries, so a query is segmented exactly as the same text in a document (a test holds the two equal).
 
@@ -58,12 +58,17 @@ def _terms(tokenizer: jieba.Tokenizer, han: str) -> list[str]:
 @cache
 def _full_tokenizer() -> jieba.Tokenizer:
     """jieba's tokenizer with its whole dictionary, once per process, without the "Building prefix dict..." lines it
-    writes to stderr; it also writes the prepared dictionary for queries if it is missing."""
+    writes to stderr. An ingest loads it anyway: it also writes the prepared dictionary for queries then, if missing."""
     import jieba
 
     jieba.setLogLevel(logging.WARNING)
     tokenizer = jieba.Tokenizer()
     tokenizer.initialize()
+    if not _dictionary_path().exists():
+        try:
+            _write_dictionary(tokenizer.FREQ, tokenizer.total)
+        except (OSError, sqlite3.Error) as error:  # a read-only cache: queries will load the whole dictionary
+            logging.getLogger(__name__).debug("cannot write the query dictionary: %s", error)
     return tokenizer
 
 
@@ -82,8 +87,8 @@ def _query_tokenizer(text: str) -> jieba.Tokenizer:
 def _lookup(text: str) -> tuple[dict[str, int], int]:
     """The dictionary entries (words and word prefixes) among ``text``'s substrings, and the total frequency."""
     if not _dictionary_path().exists():
-        full = _full_tokenizer()
-        _write_dictionary(full.FREQ, full.total)
+        full = _full_tokenizer()  # writes it where it can
+        _write_dictionary(full.FREQ, full.total)  # raises where it cannot: the caller uses the full tokenizer
     connection = getattr(_local, "connection", None)
     if connection is None:  # sqlite3 connections stay in their thread
         connection = sqlite3.connect(f"file:{_dictionary_path()}?mode=ro", uri=True)
