@@ -1,9 +1,9 @@
 """The format registry: which loader reads which extension, and the metadata every Document carries.
 
 Every Document from `read` has ``source``, ``file_type``, ``start_index`` and ``file_hash``; formats add their own
-place in the file: ``page`` (PDF page, slide), ``section`` (Word headings), ``sheet`` (Excel), ``row_start``/``row_end``
-(Excel, CSV), ``cell`` (notebooks), ``language`` (code), ``ocr`` (text recognised from pixels). All values are
-str, int or bool, as Chroma requires.
+place in the file: ``page`` (PDF page, slide), ``section`` (Word and OpenDocument headings), ``sheet`` (Excel,
+OpenDocument spreadsheets), ``row_start``/``row_end`` (sheets, CSV), ``cell`` (notebooks), ``language`` (code),
+``ocr`` (text recognised from pixels). All values are str, int or bool, as Chroma requires.
 
 A format's module is imported when a file of that format is first read, so that the Office, OCR and EPUB
 libraries cost nothing to a run that never meets one.
@@ -53,16 +53,6 @@ class LazyOpener:
         return loader(path, options)
 
 
-@dataclass(frozen=True)
-class Legacy:
-    """A legacy binary Office format: refused with what to do about it."""
-
-    modern: str
-
-    def __call__(self, path: Path, options: ReadOptions) -> BaseLoader:
-        raise LoadError(f"legacy binary format: save it as {self.modern}")
-
-
 # Even the first formats are imported on first use: pypdf, BeautifulSoup and the text splitters cost a second.
 def _pdf(path: Path, options: ReadOptions) -> BaseLoader:
     from loaders.pdf import PdfFileLoader
@@ -107,9 +97,15 @@ FORMATS: dict[str, Format] = {
     ".tsv": Format("csv", LazyOpener("loaders.csv", "CsvFileLoader")),
     ".epub": Format("epub", LazyOpener("loaders.epub", "EpubFileLoader")),
     ".ipynb": Format("notebook", LazyOpener("loaders.ipynb", "NotebookFileLoader")),
-    ".doc": Format("docx", Legacy(".docx")),
-    ".ppt": Format("pptx", Legacy(".pptx")),
-    ".xls": Format("xlsx", Legacy(".xlsx")),
+    # The formats older than Office 2007's, and OpenDocument: file types of their own, as each has its reader.
+    ".doc": Format("doc", LazyOpener("loaders.doc", "DocFileLoader")),
+    ".ppt": Format("ppt", LazyOpener("loaders.ppt", "PptFileLoader")),
+    ".xls": Format("xls", LazyOpener("loaders.calamine", "CalamineFileLoader")),
+    ".xlsb": Format("xlsb", LazyOpener("loaders.calamine", "CalamineFileLoader")),
+    ".ods": Format("ods", LazyOpener("loaders.calamine", "CalamineFileLoader")),
+    ".odt": Format("odt", LazyOpener("loaders.odt", "OdtFileLoader")),
+    ".odp": Format("odp", LazyOpener("loaders.odp", "OdpFileLoader")),
+    ".rtf": Format("rtf", LazyOpener("loaders.rtf", "RtfFileLoader")),
     **dict.fromkeys((".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"), _IMAGE),
 } | {ext: Format("code", _code) for ext in LANGUAGES}
 

@@ -140,7 +140,7 @@ class Merge(NamedTuple):
     stop: int
 
 
-def sheet_rows(values: Iterable[tuple[object, ...]], merges: list[Merge]) -> Iterator[TableRow]:
+def sheet_rows(values: Iterable[Sequence[object]], merges: list[Merge]) -> Iterator[TableRow]:
     """A sheet's rows (every row from 1 on, empty ones too) as text, with the merged ranges over each: a range's
     value is its top-left cell's, taken when its top row goes by. Shared by the openpyxl and calamine readers."""
     waiting = sorted(merges, reverse=True)  # by top row, the next to open last
