@@ -126,7 +126,7 @@ def text_of(element: etree._Element) -> str:
 
 def notes(root: etree._Element) -> list[str]:
     """Footnotes and endnotes as "[n] text" lines, in order."""
-    lines = []
+    lines: list[str] = []
     for note in root.iter(_NOTE):
         body = note.find(t(TEXT, "note-body"))
         text = text_of(body) if body is not None else ""

@@ -11,12 +11,15 @@ libraries cost nothing to a run that never meets one.
 
 from __future__ import annotations
 
+import functools
 import importlib
+import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from loaders.capture import captured
 from loaders.errors import LoadError, os_cause
 from loaders.languages import LANGUAGES
 from loaders.options import OcrMode, PageErrorHandler, ReadOptions
@@ -28,6 +31,8 @@ if TYPE_CHECKING:  # walk imports this module for SUPPORTED_EXTENSIONS; LangChai
     from loaders.walk import SourceFile
 
 Opener = Callable[[Path, ReadOptions], "BaseLoader"]
+
+logger = logging.getLogger("loaders.registry")
 
 
 @dataclass(frozen=True)
@@ -124,8 +129,10 @@ def read(
     """The Documents of `file`, lazily; raises `LoadError` (one-line cause) when the file cannot be read.
 
     `on_page_error` receives each page (PDF page, slide, sheet) that is skipped because it cannot be read (a
-    `LoadError` with ``page``); by default those are logged as warnings. A `LoadError` can come after some
-    Documents were yielded (a text file undecodable past its first MiB): drop the file's Documents then.
+    `LoadError` with ``page``), and each parser warning that says content was lost (``page`` None,
+    `loaders.capture`); by default those are logged as warnings, other parser warnings at DEBUG. A `LoadError`
+    can come after some Documents were yielded (a text file undecodable past its first MiB): drop the file's
+    Documents then.
 
     Usage::
 
@@ -138,11 +145,21 @@ def read(
     if fmt is None:
         raise LoadError(f"unsupported file type {suffix or '(no extension)'}")
     options = ReadOptions(pdf_password=pdf_password, ocr=OcrMode(ocr), on_page_error=on_page_error)
+    on_lost = on_page_error or functools.partial(_log_lost, file.source)
     try:
-        loader = fmt.open(file.path, options)
         common = {"source": file.source, "file_type": fmt.file_type, "file_hash": file.sha256()}
-        for doc in loader.lazy_load():
+        for doc in captured(_load(fmt, file.path, options), file.source, on_lost):
             doc.metadata.update(common)
             yield doc
     except OSError as err:
         raise LoadError(os_cause(err)) from err
+
+
+def _load(fmt: Format, path: Path, options: ReadOptions) -> Iterator[Document]:
+    """The loader's Documents; opening it (its module's import, its constructor) runs within the first step, so
+    that the warnings it raises are captured with the rest."""
+    yield from fmt.open(path, options).lazy_load()
+
+
+def _log_lost(source: str, error: LoadError) -> None:
+    logger.warning("%s: %s", source, error)

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import logging
 import re
-import warnings
 import zipfile
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
@@ -48,10 +47,6 @@ from loaders.options import ReadOptions
 from loaders.tables import BLOCK_ROWS, Merge, sheet_rows, table_blocks
 
 logger = logging.getLogger("loaders.xlsx")
-
-# openpyxl warns about each feature it drops while loading (data validation, conditional formatting extensions,
-# a missing default style): none changes a cell's value, and with no handler configured each would reach stderr.
-warnings.filterwarnings("ignore", category=UserWarning, module="openpyxl")
 
 _SCAN_BLOCK = 1 << 20
 
