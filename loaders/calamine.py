@@ -42,6 +42,8 @@ logger = logging.getLogger("loaders.calamine")
 
 _KINDS = {".xls": "Excel", ".xlsb": "Excel", ".ods": "OpenDocument spreadsheet"}
 _REASON_CHARS = 160
+_CFB_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # .xls: an OLE compound file
+_ZIP_MAGIC = b"PK\x03\x04"  # .xlsb, .ods
 
 
 class CalamineFileLoader(BaseLoader):
@@ -62,8 +64,14 @@ class CalamineFileLoader(BaseLoader):
         self.on_page_error = (options.on_page_error if options else None) or self._log_page_error
 
     def lazy_load(self) -> Iterator[Document]:
-        if self.path.stat().st_size == 0:
+        with self.path.open("rb") as stream:
+            head = stream.read(512)
+        if not head:
             raise LoadError("empty file")
+        # An .xls is an OLE compound file; an .xlsb or .ods a zip, or an OLE file holding it encrypted.
+        expected = (_CFB_MAGIC,) if self.path.suffix.lower() == ".xls" else (_ZIP_MAGIC, _CFB_MAGIC)
+        if not head.startswith(expected):
+            raise LoadError(self._not_a_workbook(head))
         workbook = self._open()
         failed: LoadError | None = None
         emitted = False
@@ -91,6 +99,18 @@ class CalamineFileLoader(BaseLoader):
         except CalamineError as err:  # "Cannot detect file format", a bad zip, bad XML, a bad BIFF record
             raise LoadError(f"corrupt {self.kind} file: {_reason(err)}") from err
 
+    def _not_a_workbook(self, head: bytes) -> str:
+        """What a file is that has not the first bytes of its extension's format (web sites export "Excel" files
+        that are HTML tables or tab-separated text)."""
+        suffix = self.path.suffix.lower()
+        if head.startswith(_ZIP_MAGIC):
+            return f"not a {suffix} file: it is a zip archive (a .xlsx or .ods? rename it)"
+        if head.lstrip().lower().startswith((b"<html", b"<!doctype", b"<table", b"<?xml", b"mime-version")):
+            return f"not a {suffix} file: it is a web page or XML (rename an HTML table to .html)"
+        if _is_text(head):
+            return f"not a {suffix} file: it is text (rename it to .csv or .txt)"
+        return f"corrupt {self.kind} file: not {'an OLE compound file' if suffix == '.xls' else 'a zip archive'}"
+
     def _sheet(self, sheet: CalamineSheet) -> Iterator[Document]:
         start = sheet.start
         if start is None:  # no cell at all
@@ -104,6 +124,17 @@ class CalamineFileLoader(BaseLoader):
 
     def _log_page_error(self, error: LoadError) -> None:
         logger.warning("%s (sheet %s): %s", self.path, error.page, error)
+
+
+def _is_text(head: bytes) -> bool:
+    """Whether the first bytes decode as UTF-8 or GB18030 text, a character cut at their end forgiven."""
+    for codec in ("utf-8", "gb18030"):
+        try:
+            head[: len(head) - 4 if len(head) == 512 else len(head)].decode(codec)
+        except UnicodeDecodeError:
+            continue
+        return b"\0" not in head
+    return False
 
 
 def _merges(sheet: CalamineSheet) -> list[tuple[tuple[int, int], tuple[int, int]]]:
