@@ -92,9 +92,12 @@ def test_ods_through_the_registry(tmp_path: Path) -> None:
     assert (doc.metadata["file_type"], doc.metadata["sheet"], doc.metadata["row_start"]) == ("ods", "人员", 2)
 
 
-@pytest.mark.parametrize("name", ["password.xls", "password.xlsb"])
-def test_encrypted_workbook(name: str) -> None:
-    with pytest.raises(LoadError, match=r"^encrypted Excel file: remove the password \(save a copy without one\)$"):
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [("password.xls", "Excel"), ("password.xlsb", "Excel"), ("password.ods", "OpenDocument spreadsheet")],
+)
+def test_encrypted_workbook(name: str, kind: str) -> None:
+    with pytest.raises(LoadError, match=rf"^encrypted {kind} file: remove the password \(save a copy without one\)$"):
         load(DATA / name)
 
 
