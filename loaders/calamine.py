@@ -10,9 +10,10 @@ cells stay empty). The value saved with a formula is read, not the formula. Hidd
 `loaders.xlsx`); chart, dialog and macro sheets have no cells to read.
 
 Why not for .xlsx too: calamine reads a whole sheet into memory before its first row comes out. On the
-200,000-row workbook of ``benchmarks.bench_xlsx`` it is about 3x faster than openpyxl but holds the sheet
-(docs/benchmarks.md, "calamine or openpyxl"); openpyxl streams it in one block of rows, and also tells the
-formulas that have no saved value, which calamine returns as empty cells without a word.
+200,000-row workbook of ``benchmarks.bench_xlsx`` it gives the same Documents with 11-12x less CPU than openpyxl,
+but peaks at 196 MB against 103 (docs/benchmarks.md, "calamine or openpyxl for .xlsx"), and the gap grows with the
+sheet; openpyxl streams it one block of rows at a time, and also reports the formulas that have no saved value,
+which calamine returns as empty cells without a word.
 
 A sheet that cannot be read is skipped and handed to ``options.on_page_error`` with its tab position as ``page``;
 a file with a password, an empty file and a damaged one each get their own cause.

@@ -16,7 +16,9 @@ from loaders.options import ReadOptions
 from loaders.registry import read
 from loaders.tables import TABLE_HEADER
 from loaders.walk import SourceFile
+from loaders.xlsx import XlsxFileLoader
 from tests.loaders.odf_files import build_ods
+from tests.loaders.test_xlsx import sales_workbook
 
 DATA = Path(__file__).parent / "legacy_data"
 HEADER = ["设备名称", "型号", "所在车间"]
@@ -133,3 +135,12 @@ def test_a_workbook_without_data(tmp_path: Path) -> None:
     book.save(str(tmp_path / "空表.xls"))
     with pytest.raises(LoadError, match=r"^no data in the Excel file$"):
         load(tmp_path / "空表.xls")
+
+
+def test_on_xlsx_it_gives_what_openpyxl_gives(tmp_path: Path) -> None:
+    # The ground for comparing the two readers on .xlsx (docs/benchmarks.md, "calamine or openpyxl"): the same
+    # Documents from a workbook with merged ranges, a header below empty rows, a chart sheet and a hidden sheet.
+    path = sales_workbook(tmp_path / "sales.xlsx")
+    by_openpyxl = list(XlsxFileLoader(path, ReadOptions(on_page_error=lambda error: None)).lazy_load())
+    by_calamine = load(path)
+    assert [(d.page_content, d.metadata) for d in by_calamine] == [(d.page_content, d.metadata) for d in by_openpyxl]

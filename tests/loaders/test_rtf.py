@@ -11,7 +11,7 @@ from loaders.registry import read
 from loaders.rtf import RtfFileLoader
 from loaders.walk import SourceFile
 
-RTF_TEXT = "第三条 档案室钥匙由欧阳振华保管。\n第四条 离开时锁门。\n姓名|部门|"
+RTF_TEXT = "第三条 仓库钥匙由皇甫嵩保管，柜号 C-5531。\n第四条 离开时锁门。\n姓名|部门|"
 
 
 def _escaped(text: str) -> str:
@@ -22,7 +22,7 @@ def rtf() -> bytes:
     """RTF_TEXT as WordPad and Word write Chinese: the GBK code page declared, characters as escaped GBK bytes or
     \\uN with an ANSI fallback, one line raw GBK (some writers do that), a table row; a picture, which has no text."""
     body = (
-        "\\uc1" + "".join(f"\\u{ord(c)}?" for c in "第三条") + " " + _escaped("档案室钥匙由欧阳振华保管。") + "\\par\n"
+        "\\uc1" + "".join(f"\\u{ord(c)}?" for c in "第三条") + " " + _escaped("仓库钥匙由皇甫嵩保管，柜号 C-5531。") + "\\par\n"
     )
     raw = "第四条 离开时锁门。".encode("gbk")
     table = "\\trowd\\cellx1000\\cellx2000 " + _escaped("姓名") + "\\cell " + _escaped("部门") + "\\cell\\row\n"

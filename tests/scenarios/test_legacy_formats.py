@@ -15,14 +15,12 @@ import json
 import shutil
 import subprocess
 import sys
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import xlwt
 from langchain_core.documents import Document
-from openpyxl import Workbook
 from pyxlsbwriter import XlsbWriter
 
 from pipelines.ingestion.writer import IngestReport, ingest
@@ -31,6 +29,7 @@ from pipelines.settings import Settings
 from testbed.process import sglang_process
 from tests.loaders.legacy_files import ppt
 from tests.loaders.odf_files import ARTICLE, CHAPTER, ODT_FACT, SLIDES, build_odp, build_ods, build_odt
+from tests.loaders.test_capture import workbook_without_stylesheet
 from tests.loaders.test_rtf import RTF_TEXT, rtf
 
 REPO = Path(__file__).resolve().parents[2]
@@ -178,29 +177,12 @@ def test_slide_fact_comes_first_with_its_slide(indexed: Indexed, source: str, qu
 
 @pytest.mark.slow
 def test_rtf_fact_comes_first(indexed: Indexed) -> None:
-    doc = top(indexed, "档案室钥匙由欧阳振华保管吗")
+    doc = top(indexed, "仓库钥匙由谁保管？柜号 C-5531")
     assert (doc.metadata["source"], doc.metadata["file_type"]) == (RTF, "rtf")
     assert RTF_FACT in doc.page_content
 
 
 # -- parser warnings -----------------------------------------------------------------------------------------
-
-
-def workbook_without_stylesheet(path: Path) -> None:
-    """A workbook whose styles part is empty: openpyxl warns "Workbook contains no stylesheet" when it opens it
-    (as it does for files some generators write), and reads the cells all the same."""
-    draft = path.with_suffix(".draft.xlsx")
-    workbook = Workbook()
-    workbook.active.append(["订单号", "客户"])
-    workbook.active.append(["SO-0001", "西门吹雪"])
-    workbook.save(draft)
-    with zipfile.ZipFile(draft) as source, zipfile.ZipFile(path, "w") as out:
-        for info in source.infolist():
-            data = source.read(info.filename)
-            if info.filename == "xl/styles.xml":
-                data = b'<styleSheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"/>'
-            out.writestr(info, data)
-    draft.unlink()
 
 
 @pytest.mark.slow
