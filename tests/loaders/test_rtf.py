@@ -21,9 +21,8 @@ def _escaped(text: str) -> str:
 def rtf() -> bytes:
     """RTF_TEXT as WordPad and Word write Chinese: the GBK code page declared, characters as escaped GBK bytes or
     \\uN with an ANSI fallback, one line raw GBK (some writers do that), a table row; a picture, which has no text."""
-    body = (
-        "\\uc1" + "".join(f"\\u{ord(c)}?" for c in "第三条") + " " + _escaped("仓库钥匙由皇甫嵩保管，柜号 C-5531。") + "\\par\n"
-    )
+    unicode = "\\uc1" + "".join(f"\\u{ord(c)}?" for c in "第三条")
+    body = unicode + " " + _escaped("仓库钥匙由皇甫嵩保管，柜号 C-5531。") + "\\par\n"
     raw = "第四条 离开时锁门。".encode("gbk")
     table = "\\trowd\\cellx1000\\cellx2000 " + _escaped("姓名") + "\\cell " + _escaped("部门") + "\\cell\\row\n"
     picture = "{\\pict\\pngblip 89504e470d0a1a0a}"
