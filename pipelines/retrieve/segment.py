@@ -43,7 +43,9 @@ def cut(han: str, *, query: bool = False) -> list[str]:
     ``query=True``: look up only this text's substrings in the prepared dictionary instead of loading all of it
     (where the cache directory cannot hold it, the whole dictionary is loaded after all)."""
     if not query:
-        return _terms(_full_tokenizer(), han)
+        tokenizer = _full_tokenizer()
+        _prepare(_dictionary_path())
+        return _terms(tokenizer, han)
     try:
         return _terms(_query_tokenizer(han), han)
     except (OSError, sqlite3.Error) as error:
@@ -58,18 +60,26 @@ def _terms(tokenizer: jieba.Tokenizer, han: str) -> list[str]:
 @cache
 def _full_tokenizer() -> jieba.Tokenizer:
     """jieba's tokenizer with its whole dictionary, once per process, without the "Building prefix dict..." lines it
-    writes to stderr. An ingest loads it anyway: it also writes the prepared dictionary for queries then, if missing."""
+    writes to stderr."""
     import jieba
 
     jieba.setLogLevel(logging.WARNING)
     tokenizer = jieba.Tokenizer()
     tokenizer.initialize()
-    if not _dictionary_path().exists():
-        try:
-            _write_dictionary(tokenizer.FREQ, tokenizer.total)
-        except (OSError, sqlite3.Error) as error:  # a read-only cache: queries will load the whole dictionary
-            logging.getLogger(__name__).debug("cannot write the query dictionary: %s", error)
     return tokenizer
+
+
+@cache
+def _prepare(path: Path) -> None:
+    """Write the query dictionary at ``path`` if it is missing, once per path and process: an ingest has the whole
+    dictionary loaded anyway, so its first Chinese text pays for the file that spares every later query."""
+    if path.exists():
+        return
+    tokenizer = _full_tokenizer()
+    try:
+        _write_dictionary(tokenizer.FREQ, tokenizer.total)
+    except (OSError, sqlite3.Error) as error:  # a read-only cache: queries will load the whole dictionary
+        logging.getLogger(__name__).debug("cannot write the query dictionary: %s", error)
 
 
 def _query_tokenizer(text: str) -> jieba.Tokenizer:
@@ -87,7 +97,7 @@ def _query_tokenizer(text: str) -> jieba.Tokenizer:
 def _lookup(text: str) -> tuple[dict[str, int], int]:
     """The dictionary entries (words and word prefixes) among ``text``'s substrings, and the total frequency."""
     if not _dictionary_path().exists():
-        full = _full_tokenizer()  # writes it where it can
+        full = _full_tokenizer()
         _write_dictionary(full.FREQ, full.total)  # raises where it cannot: the caller uses the full tokenizer
     connection = getattr(_local, "connection", None)
     if connection is None:  # sqlite3 connections stay in their thread
