@@ -15,6 +15,9 @@ rows), ``table_header`` is not copied into the chunks, and with ``row_start`` in
 ``row_start`` and ``row_end`` of the rows it holds. A piece's ``start_index`` locates its own text, after the
 repeated header: its first row (or part of a row); the first piece starts with the header itself, at 0.
 
+Positions (``metadata["line_boxes"]``, written by the PDF loader, see :mod:`loaders.positions`) become each chunk's
+``boxes``: those of the lines its own text meets.
+
 >>> from langchain_core.documents import Document
 >>> from loaders.tokens import qwen_tokenizer
 >>> chunker = Chunker(qwen_tokenizer(), ChunkSpec(chunk_tokens=12, overlap_tokens=6))
@@ -41,6 +44,7 @@ from itertools import pairwise
 from langchain_core.documents import Document
 from langchain_text_splitters import Language, RecursiveCharacterTextSplitter
 
+from loaders.positions import BOXES, LINE_BOXES, chunk_boxes
 from loaders.tables import TABLE_HEADER
 from loaders.tokens import TokenCounter
 
@@ -177,9 +181,13 @@ class Chunker:
             return self._split_table(doc)
         text = doc.page_content
         base = int(doc.metadata.get("start_index") or 0)
+        lines = doc.metadata.get(LINE_BOXES)
+        fields = {key: value for key, value in doc.metadata.items() if key != LINE_BOXES}
         chunks = []
         for start, end, tokens in self._spans(text, _levels(doc.metadata.get("language"))):
-            metadata = {**doc.metadata, "start_index": base + start, "tokens": tokens + self.counter.special_tokens}
+            metadata = {**fields, "start_index": base + start, "tokens": tokens + self.counter.special_tokens}
+            if lines and (boxes := chunk_boxes(lines, start, end)) is not None:
+                metadata[BOXES] = boxes  # each chunk the boxes of its own lines
             chunks.append(Document(page_content=text[start:end], metadata=metadata))
         return chunks
 
@@ -192,7 +200,7 @@ class Chunker:
 
     def _split_table(self, doc: Document) -> list[Document]:
         text, header = doc.page_content, str(doc.metadata[TABLE_HEADER])
-        metadata = {key: value for key, value in doc.metadata.items() if key != TABLE_HEADER}
+        metadata = {key: value for key, value in doc.metadata.items() if key not in (TABLE_HEADER, LINE_BOXES)}
         rows = _row_spans(text, header)
         if rows is None:  # not laid out as loaders.tables writes tables: plain text
             return self.split(Document(page_content=text, metadata=metadata))

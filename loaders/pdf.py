@@ -1,12 +1,19 @@
-"""PDF: the text of each page, with pypdf; pages without a text layer rendered with pypdfium2 and read by OCR.
+"""PDF: the text of each page from its glyph positions (PDFium), in paragraphs under a section breadcrumb, with
+where each line stands; ruled tables as Markdown tables; pages without a text layer rendered and read by OCR.
 
-Why not langchain-community's ``PyPDFLoader``/``PyPDFParser`` (also pypdf underneath): one page that raises
-ends the whole file there, an encrypted file gets no "needs a password" vs "wrong password" answer, pages without
-text still become Documents, pages count from 0, and the PDF's info dictionary is copied into the metadata with
-values of any type (Chroma takes str/int/float/bool only).
+The pieces, one job each: loaders.pdf_text (lines and glyphs from PDFium's text page), loaders.pdf_flow (running
+headers/footers, footnotes, paragraphs, hyphens), loaders.pdf_sections (outline or headings -> ``section``),
+loaders.pdf_tables (ruled tables), loaders.positions (line boxes -> each chunk's ``boxes``). This module reads
+the file and puts them together, page by page.
 
-Why pypdfium2 for OCR's pages: pypdf cannot render, and PDFium (Chromium's PDF engine) draws a page in tens of
-milliseconds against seconds for reading it. Both are imported only when a page needs OCR.
+pypdf still opens the file: it tells "needs a password" from "wrong password" and a damaged file from a wrong one,
+and it is the fallback when PDFium cannot read a page or the file (one warning; the page's plain text, as before).
+
+Why not langchain-community's ``PyPDFLoader``/``PyPDFParser``: one page that raises ends the whole file there, an
+encrypted file gets no "needs a password" vs "wrong password" answer, pages without text still become Documents,
+pages count from 0, and the PDF's info dictionary is copied into the metadata with values of any type.
+
+Why pypdfium2 for OCR's pages: PDFium (Chromium's PDF engine) draws a page in tens of milliseconds.
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ import logging
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,6 +33,8 @@ from pypdf import PageObject, PasswordType, PdfReader
 from loaders import ocr
 from loaders.errors import LoadError, one_line
 from loaders.options import OcrMode, PageErrorHandler
+from loaders.pdf_layer import TextLayer as _TextLayer
+from loaders.pdf_text import CLEANUP
 
 if TYPE_CHECKING:
     import pypdfium2 as pdfium
@@ -54,14 +63,6 @@ _OCR_BELOW_CHARS = 20  # AUTO: a text layer shorter than this over an image is a
 _MAX_RENDER_SIDE = 2 * ocr.MAX_SIDE  # pixels; OCR shrinks further to ocr.MAX_SIDE with a better filter
 _LOOKAHEAD = 16  # pages read ahead of the one being waited for (text pages cost a string each)
 _BLANK_CONTRAST = 32  # grey levels between the darkest and lightest pixel of a page with anything on it
-# Applied to every page's text. Latin ligature glyphs (ﬁ, ﬂ, ...) come out of many fonts as single characters;
-# "ﬁlled" then matches neither "filled" in lexical search nor its usual tokens. Only these are replaced: NFKC
-# would also rewrite CJK punctuation. Control characters are glyphs of fonts without a Unicode map (TeX math
-# fonts put the minus sign at code 0); a NUL or stray C1 byte is no use downstream, so they become spaces.
-_CLEANUP = str.maketrans(
-    {"ﬀ": "ff", "ﬁ": "fi", "ﬂ": "fl", "ﬃ": "ffi", "ﬄ": "ffl", "ﬅ": "st", "ﬆ": "st"}
-    | dict.fromkeys([*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), *range(0x7F, 0xA0)], " ")
-)
 
 
 class PdfFileLoader(BaseLoader):
@@ -105,20 +106,23 @@ class PdfFileLoader(BaseLoader):
             raise LoadError(f"corrupt PDF: {_reason(err)}") from err
         failed: LoadError | None = None
         extracted = False
+        layer = None if self.ocr is OcrMode.ALWAYS else _TextLayer.read(self.path, password, count)
         reading = _Reading(self.path, password)
         try:
-            for page in self._in_order(pages, count, reading):
+            for page in self._in_order(pages, count, reading, layer):
                 try:
-                    doc = page.document()
+                    docs = page.documents()
                 except LoadError as err:
                     failed = err
                     self.on_page_error(err)
                     continue
-                if doc is not None:
+                if docs:
                     extracted = True
-                    yield doc
+                    yield from docs
         finally:
             reading.close()
+            if layer is not None:
+                layer.close()
         if not extracted:
             if failed is not None:
                 raise LoadError(f"no page could be read ({failed.cause} on page {failed.page})")
@@ -126,28 +130,34 @@ class PdfFileLoader(BaseLoader):
                 raise LoadError("no extractable text (scanned PDF? use --ocr auto)")
             raise LoadError("no text found, not even by OCR")
 
-    def _in_order(self, pages: Sequence[PageObject], count: int, reading: _Reading) -> Iterator[_Page]:
+    def _in_order(
+        self, pages: Sequence[PageObject], count: int, reading: _Reading, layer: _TextLayer | None
+    ) -> Iterator[_Page]:
         """Every page, in order. While a page is being read by OCR, the pages after it are started (the next ones
         that need OCR go to the other workers) and wait here, up to `_LOOKAHEAD` of them."""
         pending: deque[_Page] = deque()
         for number in range(1, count + 1):
-            pending.append(self._start(pages[number - 1], number, reading))
+            pending.append(self._start(pages[number - 1], number, reading, layer))
             while pending and (pending[0].done() or len(pending) > _LOOKAHEAD):
                 yield pending.popleft()
         yield from pending
 
-    def _start(self, page: PageObject, number: int, reading: _Reading) -> _Page:
+    def _start(self, page: PageObject, number: int, reading: _Reading, layer: _TextLayer | None) -> _Page:
         """Reads the text layer of one page and, if the page needs OCR, renders it and starts reading it."""
-        text = ""
+        docs: list[Document] = []
         if self.ocr is not OcrMode.ALWAYS:  # ALWAYS ignores the text layer: do not pay for reading it
             try:
-                text = page.extract_text().translate(_CLEANUP)
+                if layer is not None and layer.has(number):
+                    docs, text = layer.documents(number), layer.text(number)
+                else:  # PDFium could not read this page (or the file): pypdf's plain text, as it comes
+                    text = page.extract_text().translate(CLEANUP)
+                    docs = [doc] if (doc := _document(text, number)) is not None else []
             except Exception as err:  # one broken page (bad font, bad stream) must not cost the others
                 return _Page(number, error=LoadError(f"unreadable page: {_reason(err)}", page=number))
             if self.ocr is OcrMode.NEVER or not _needs_ocr(page, text):
-                return _Page(number, text)
+                return _Page(number, docs)
         try:
-            return _Page(number, text, reading.start(number))
+            return _Page(number, docs, reading.start(number))
         except LoadError as err:
             return _Page(number, error=err)
 
@@ -208,18 +218,18 @@ def _needs_ocr(page: PageObject, text: str) -> bool:
 
 @dataclass
 class _Page:
-    """A page on its way out: its text layer ("" if not read), its OCR under way, or why it cannot be read."""
+    """A page on its way out: its text layer's Documents, its OCR under way, or why it cannot be read."""
 
     number: int
-    text: str = ""
+    docs: list[Document] = field(default_factory=list)
     ocr: Future[str] | None = None
     error: LoadError | None = None
 
     def done(self) -> bool:
         return self.ocr is None or self.ocr.done()
 
-    def document(self) -> Document | None:
-        """The page's Document (waits for its OCR), None when it has no text; raises its `LoadError`."""
+    def documents(self) -> list[Document]:
+        """The page's Documents (waits for its OCR), none when it has no text; raises its `LoadError`."""
         if self.error is not None:
             raise self.error
         if self.ocr is not None:
@@ -230,8 +240,10 @@ class _Page:
             except Exception as err:  # onnxruntime and OpenCV raise their own types
                 raise LoadError(f"OCR failed: {_reason(err)}", page=self.number) from err
             if recognised:
-                return Document(page_content=recognised, metadata={"page": self.number, "start_index": 0, "ocr": True})
-        return _document(self.text, self.number)  # OCR found nothing: a scrap of text layer beats nothing
+                return [
+                    Document(page_content=recognised, metadata={"page": self.number, "start_index": 0, "ocr": True})
+                ]
+        return self.docs  # OCR found nothing: a scrap of text layer beats nothing
 
 
 class _Reading:

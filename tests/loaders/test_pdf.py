@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import re
@@ -9,13 +10,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pypdfium2 as pdfium
 import pytest
 from langchain_core.documents import Document
 from pypdf import PageObject, PdfWriter
 
+from loaders import pdf_layer
 from loaders.errors import LoadError
 from loaders.options import OcrMode
 from loaders.pdf import PdfFileLoader
+from loaders.pdf_text import Line
+from loaders.positions import LINE_BOXES
 
 SAMPLES = Path("/work/shared/samples/pdfs")
 ENCRYPTED = SAMPLES / "edge_encrypted_libreoffice-writer-password.pdf"
@@ -49,13 +54,17 @@ def sample_pages() -> dict[str, list[Document]]:
 def test_real_pdf_pages(sample_pages: dict[str, list[Document]], name: str) -> None:
     pages = sample_pages[name]
     count, phrases = EXPECTED[name]
-    assert [doc.metadata["page"] for doc in pages] == list(range(1, count + 1))
+    numbers = [doc.metadata["page"] for doc in pages]
+    assert numbers == sorted(numbers)  # in page order; a page with headings is one Document per section
+    assert sorted(set(numbers)) == list(range(1, count + 1))
     text = "\n".join(doc.page_content for doc in pages)
     for phrase in phrases:
         assert phrase in text
     for doc in pages:
         assert doc.page_content == doc.page_content.strip() != ""
-        assert set(doc.metadata) == {"page", "start_index"}
+        assert (
+            {"page", "start_index", LINE_BOXES} <= set(doc.metadata) <= {"page", "start_index", "section", LINE_BOXES}
+        )
         assert isinstance(doc.metadata["start_index"], int)
         assert not _CONTROL_OR_LIGATURE.search(doc.page_content)
 
@@ -73,8 +82,14 @@ def test_math_symbols_come_out_with_fonttools(sample_pages: dict[str, list[Docum
 
 
 def test_start_index_points_into_the_page_text(sample_pages: dict[str, list[Document]]) -> None:
-    (page,) = sample_pages["en_gov_scotus-transcript-p1.pdf"]
-    assert page.metadata["start_index"] > 0  # this page's text starts with blank lines
+    pages: dict[int, list[Document]] = {}
+    for doc in sample_pages["en_paper_acl2020-main-207.pdf"]:
+        pages.setdefault(doc.metadata["page"], []).append(doc)
+    assert max(len(docs) for docs in pages.values()) > 1  # sections start new Documents
+    for docs in pages.values():
+        # Each Document starts after the one before and the blank line between them, in the page's text.
+        for before, after in itertools.pairwise(docs):
+            assert after.metadata["start_index"] == before.metadata["start_index"] + len(before.page_content) + 2
 
 
 def test_encrypted_without_password() -> None:
@@ -155,7 +170,22 @@ def test_no_text_on_any_page(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def page_two_breaks(monkeypatch: pytest.MonkeyPatch) -> None:
+def layout_breaks_on_page_two(monkeypatch: pytest.MonkeyPatch) -> None:
+    """PDFium's reading of the second page raises: the page must still be read, by pypdf."""
+    lines = pdf_layer.page_lines
+    calls = iter(range(1_000))
+
+    def flaky(page: pdfium.PdfPage) -> list[Line]:
+        if next(calls) == 1:  # the second page
+            raise ValueError("PDFium says no")
+        return lines(page)
+
+    monkeypatch.setattr(pdf_layer, "page_lines", flaky)
+
+
+@pytest.fixture
+def page_two_breaks(monkeypatch: pytest.MonkeyPatch, layout_breaks_on_page_two: None) -> None:
+    """Neither PDFium nor pypdf can read the second page."""
     extract = PageObject.extract_text
 
     def flaky(self: PageObject, *args: object, **kwargs: object) -> str:
@@ -166,11 +196,22 @@ def page_two_breaks(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(PageObject, "extract_text", flaky)
 
 
+@pytest.mark.usefixtures("layout_breaks_on_page_two")
+def test_a_page_pdfium_cannot_read_is_read_as_plain_text_with_one_warning(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="loaders.pdf"):
+        docs = list(PdfFileLoader(SAMPLES / "en_latex_multicolumn.pdf").lazy_load())
+    assert sorted({doc.metadata["page"] for doc in docs}) == [1, 2, 3]
+    (plain,) = [doc for doc in docs if doc.metadata["page"] == 2]
+    assert LINE_BOXES not in plain.metadata and "Curabitur" in plain.page_content
+    (record,) = [r for r in caplog.records if r.name == "loaders.pdf"]
+    assert "layout not read on page(s) 2: plain text instead" in record.getMessage()
+
+
 @pytest.mark.usefixtures("page_two_breaks")
 def test_a_broken_page_is_skipped_and_handed_over() -> None:
     failures: list[LoadError] = []
     loader = PdfFileLoader(SAMPLES / "en_latex_multicolumn.pdf", on_page_error=failures.append)
-    assert [doc.metadata["page"] for doc in loader.lazy_load()] == [1, 3]
+    assert sorted({doc.metadata["page"] for doc in loader.lazy_load()}) == [1, 3]
     assert [(f.page, str(f)) for f in failures] == [(2, "unreadable page: '/Font'")]
 
 
@@ -178,16 +219,17 @@ def test_a_broken_page_is_skipped_and_handed_over() -> None:
 def test_a_broken_page_is_logged_by_default(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING, logger="loaders.pdf"):
         pages = list(PdfFileLoader(SAMPLES / "en_latex_multicolumn.pdf").lazy_load())
-    assert len(pages) == 2
-    (record,) = [r for r in caplog.records if r.name == "loaders.pdf"]
-    assert "en_latex_multicolumn.pdf" in record.getMessage()
-    assert "page 2" in record.getMessage()
+    assert {doc.metadata["page"] for doc in pages} == {1, 3}
+    (message,) = [r.getMessage() for r in caplog.records if r.name == "loaders.pdf" and "skipped" in r.getMessage()]
+    assert "en_latex_multicolumn.pdf" in message
+    assert "page 2" in message
 
 
 def test_all_pages_broken_is_a_file_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken(self: PageObject, *args: object, **kwargs: object) -> str:
+    def broken(*args: object, **kwargs: object) -> str:
         raise ValueError("bad content\nstream")
 
     monkeypatch.setattr(PageObject, "extract_text", broken)
+    monkeypatch.setattr(pdf_layer, "page_lines", broken)
     with pytest.raises(LoadError, match=r"^no page could be read \(unreadable page: bad content stream on page 3\)$"):
         list(PdfFileLoader(SAMPLES / "en_latex_multicolumn.pdf", on_page_error=lambda _: None).lazy_load())

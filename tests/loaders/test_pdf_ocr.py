@@ -14,6 +14,7 @@ from loaders import ocr
 from loaders.errors import LoadError
 from loaders.options import OcrMode
 from loaders.pdf import PdfFileLoader
+from loaders.positions import LINE_BOXES
 from tests.loaders.ocr_pages import image_pdf, render, text_pdf
 
 SCANNED = [
@@ -53,8 +54,9 @@ def test_never_says_to_turn_ocr_on(scanned: Path) -> None:
 
 def test_auto_reads_only_the_page_without_text(mixed: Path) -> None:
     first, second = load(mixed, OcrMode.AUTO)
-    assert first.metadata == {"page": 1, "start_index": 0}  # the text layer, no "ocr"
-    assert first.page_content == "\n".join(TEXT_LAYER)
+    assert first.metadata.keys() == {"page", "start_index", LINE_BOXES}  # the text layer, no "ocr"
+    assert (first.metadata["page"], first.metadata["start_index"]) == (1, 0)
+    assert first.page_content == " ".join(TEXT_LAYER)  # the lines of a paragraph joined
     assert second.metadata == {"page": 2, "start_index": 0, "ocr": True}
     assert second.page_content == SCANNED[1][0]
 
@@ -62,7 +64,7 @@ def test_auto_reads_only_the_page_without_text(mixed: Path) -> None:
 def test_always_reads_the_text_page_by_ocr_too(mixed: Path) -> None:
     first, second = load(mixed, OcrMode.ALWAYS)
     assert first.metadata == {"page": 1, "start_index": 0, "ocr": True}
-    assert first.page_content == "\n".join(TEXT_LAYER)
+    assert first.page_content == " ".join(TEXT_LAYER)  # the lines of a paragraph joined
     assert second.page_content == SCANNED[1][0]
 
 

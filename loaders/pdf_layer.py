@@ -1,0 +1,146 @@
+"""A PDF's text layer read as a whole, then handed out page by page as Documents: paragraphs under their section,
+each with its line boxes (see loaders.pdf for the pieces).
+
+Whole first, because the rules need the whole: a running header is text that repeats across pages, the body size
+and the document's own words (the hyphen rule's dictionary) are the document's. PDFium reads 100+ pages a second
+and a page's lines are a few KB, so a 1,000-page file holds a few MB of lines here; the Documents are still made
+one page at a time as the loader asks.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from langchain_core.documents import Document
+
+from loaders.pdf_flow import Paragraph, Vocabulary, body_size, drop_running, footnotes_last, join, paragraphs
+from loaders.pdf_sections import Heading, OutlineEntry, Trail, looks_like_heading, outline, outline_headings
+from loaders.pdf_text import Line, page_lines
+from loaders.positions import LINE_BOXES, LineBox
+
+if TYPE_CHECKING:
+    import pypdfium2 as pdfium
+
+logger = logging.getLogger("loaders.pdf")
+
+_PARAGRAPH = "\n\n"
+
+
+class TextLayer:
+    """The lines of every page PDFium could read, and the document-wide facts the rules need."""
+
+    def __init__(self, pdf: pdfium.PdfDocument, pages: list[list[Line] | None], heights: list[float]) -> None:
+        self._pdf = pdf
+        readable = [lines for lines in pages if lines is not None]
+        readable_heights = [h for lines, h in zip(pages, heights, strict=True) if lines is not None]
+        kept = iter(drop_running(readable, readable_heights))
+        self._pages = [None if lines is None else next(kept) for lines in pages]
+        self._heights = heights
+        self._body = body_size(readable)
+        self._words = Vocabulary()
+        for lines in readable:
+            self._words.add(lines)
+        self._outline: list[OutlineEntry] = outline(pdf, heights)
+        self._trail = Trail()
+
+    @classmethod
+    def read(cls, path: Path, password: str | None, count: int) -> TextLayer | None:
+        """The file's text layer; None (and one warning) when PDFium cannot open it: the loader then reads
+        every page's plain text with pypdf."""
+        import pypdfium2 as pdfium
+
+        try:
+            pdf = pdfium.PdfDocument(path, password=password)
+        except Exception as err:  # PDFium's own errors on a file pypdf could open
+            logger.warning("%s: layout not read (%s): plain text instead", path, _reason(err))
+            return None
+        pages: list[list[Line] | None] = []
+        heights: list[float] = []
+        failed: list[int] = []
+        for index in range(min(count, len(pdf))):
+            try:
+                page = pdf[index]
+                try:
+                    heights.append(page.get_height())
+                    pages.append(page_lines(page))
+                finally:
+                    page.close()
+            except Exception:  # one page PDFium cannot read: pypdf reads it
+                failed.append(index + 1)
+                pages.append(None)
+                if len(heights) < len(pages):
+                    heights.append(0.0)
+        if failed:
+            logger.warning("%s: layout not read on page(s) %s: plain text instead", path, _numbers(failed))
+        pages += [None] * (count - len(pages))
+        heights += [0.0] * (count - len(heights))
+        return cls(pdf, pages, heights)
+
+    def has(self, number: int) -> bool:
+        return self._pages[number - 1] is not None
+
+    def text(self, number: int) -> str:
+        """The page's text, lines as they come (for the OCR rule: how much text the page has)."""
+        return "\n".join(line.text for line in self._pages[number - 1] or ())
+
+    def documents(self, number: int) -> list[Document]:
+        """The page's Documents: a new one at each heading, each with ``page``, ``start_index`` (its offset in the
+        page's text), ``section`` while a heading is open, and its line boxes. Call in page order: the section
+        goes on from the page before."""
+        lines = self._pages[number - 1] or []
+        ordered = footnotes_last(lines, self._body, self._heights[number - 1])
+        found = outline_headings(self._outline, number - 1, ordered) if self._outline else {}
+        by_line = {id(ordered[k]): heading for k, heading in found.items()}
+
+        def heading(line: Line) -> Heading | None:
+            if self._outline:
+                return by_line.get(id(line))
+            return looks_like_heading(line, self._body)
+
+        docs: list[Document] = []
+        group: list[Paragraph] = []
+        offset = 0  # of the group's text in the page's text
+        for block in paragraphs(ordered, lambda line: heading(line) is not None):
+            paragraph = join(block, self._words)
+            opened = heading(block[0])
+            if opened is not None:
+                offset = self._flush(docs, group, number, offset)
+                group = []
+                title = opened.title if self._outline else paragraph.text
+                self._trail.enter(Heading(title, opened.rank))
+            group.append(paragraph)
+        self._flush(docs, group, number, offset)
+        return docs
+
+    def _flush(self, docs: list[Document], group: list[Paragraph], number: int, offset: int) -> int:
+        """Appends the Document of `group` (if it has any text); the offset after it."""
+        if not group:
+            return offset
+        text = _PARAGRAPH.join(p.text for p in group)
+        boxes: list[LineBox] = []
+        at = 0
+        for paragraph in group:
+            boxes += [(at + start, at + end, number, *box) for start, end, box in paragraph.spans]
+            at += len(paragraph.text) + len(_PARAGRAPH)
+        metadata: dict[str, object] = {"page": number, "start_index": offset}
+        if section := self._trail.section():
+            metadata["section"] = section
+        metadata[LINE_BOXES] = boxes
+        docs.append(Document(page_content=text, metadata=metadata))
+        return offset + len(text) + len(_PARAGRAPH)
+
+    def close(self) -> None:
+        self._pdf.close()
+
+
+def _numbers(pages: list[int]) -> str:
+    shown = ", ".join(map(str, pages[:10]))
+    return shown + (f" and {len(pages) - 10} more" if len(pages) > 10 else "")
+
+
+def _reason(err: Exception) -> str:
+    from loaders.errors import one_line
+
+    return one_line(str(err)) or type(err).__name__
