@@ -1,11 +1,12 @@
 """A PDF's section breadcrumb (``"1 Topologische Grundbegriffe > 1.1 Topologische Räume"``), like the Word loader's:
 from the PDF's outline (bookmarks) when it has one, else from headings found by their size and weight.
 
-A heading found by its look is a line of at most 15 words not ending in a comma, starting with a letter or a
-number, its brackets closed, and set at least 1.2 times the body size and bold or numbered, or bold and numbered ("2.3 Data", "A.1 Proofs"), or bold, larger than the body and at
-most 5 words without footnote marks (author names in a paper's title block carry ``†``, ``∗``). Size alone is
-not enough: the labels in a paper's figures are often the largest text on their page. Its rank is its
-size first, then the depth of its numbering: a heading closes the open ones it does not outrank.
+A heading found by its look is a line of at most 15 words, not ending in a comma, starting with a letter or a
+number, its brackets closed, and: set at least 1.2 times the body size and bold or numbered; or bold and numbered
+("2.3 Data", "A.1 Proofs"); or bold, larger than the body and at most 5 words without footnote marks (author names
+in a paper's title block carry ``†``, ``∗``). Size alone is not enough: the labels in a paper's figures are often
+the largest text on their page. Its rank is its size first, then the depth of its numbering: a heading closes the
+open ones it does not outrank.
 """
 
 from __future__ import annotations
@@ -91,7 +92,7 @@ def looks_like_heading(line: Line, body: float) -> Heading | None:
     numbered = _NUMBERED.match(text)
     depth = numbered.group(1).count(".") + 1 if numbered else 1
     rank = (-round(line.size), depth)
-    if not text[0].isalpha() and not numbered or text.count("(") != text.count(")"):
+    if (not text[0].isalpha() and not numbered) or text.count("(") != text.count(")"):
         return None  # labels of a figure's parts ("+ Query paper (P", "PQ"): not a heading
     if line.size >= 1.2 * body and (line.bold or numbered):
         return Heading(text, rank)

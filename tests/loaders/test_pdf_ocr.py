@@ -64,7 +64,7 @@ def test_auto_reads_only_the_page_without_text(mixed: Path) -> None:
 def test_always_reads_the_text_page_by_ocr_too(mixed: Path) -> None:
     first, second = load(mixed, OcrMode.ALWAYS)
     assert first.metadata == {"page": 1, "start_index": 0, "ocr": True}
-    assert first.page_content == " ".join(TEXT_LAYER)  # the lines of a paragraph joined
+    assert first.page_content == "\n".join(TEXT_LAYER)
     assert second.page_content == SCANNED[1][0]
 
 
