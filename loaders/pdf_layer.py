@@ -17,8 +17,10 @@ from langchain_core.documents import Document
 
 from loaders.pdf_flow import Paragraph, Vocabulary, body_size, drop_running, footnotes_last, join, paragraphs
 from loaders.pdf_sections import Heading, OutlineEntry, Trail, looks_like_heading, outline, outline_headings
-from loaders.pdf_text import Line, page_lines
-from loaders.positions import LINE_BOXES, LineBox
+from loaders.pdf_tables import Table, TableFinder, has_rules
+from loaders.pdf_text import Box, Line, page_lines
+from loaders.positions import BOXES, LINE_BOXES, LineBox, box_json
+from loaders.tables import table_document
 
 if TYPE_CHECKING:
     import pypdfium2 as pdfium
@@ -31,8 +33,15 @@ _PARAGRAPH = "\n\n"
 class TextLayer:
     """The lines of every page PDFium could read, and the document-wide facts the rules need."""
 
-    def __init__(self, pdf: pdfium.PdfDocument, pages: list[list[Line] | None], heights: list[float]) -> None:
+    def __init__(
+        self,
+        pdf: pdfium.PdfDocument,
+        pages: list[list[Line] | None],
+        heights: list[float],
+        tables: dict[int, list[Table]],
+    ) -> None:
         self._pdf = pdf
+        self._tables = tables
         readable = [lines for lines in pages if lines is not None]
         readable_heights = [h for lines, h in zip(pages, heights, strict=True) if lines is not None]
         kept = iter(drop_running(readable, readable_heights))
@@ -59,12 +68,15 @@ class TextLayer:
         pages: list[list[Line] | None] = []
         heights: list[float] = []
         failed: list[int] = []
+        ruled: list[int] = []
         for index in range(min(count, len(pdf))):
             try:
                 page = pdf[index]
                 try:
                     heights.append(page.get_height())
                     pages.append(page_lines(page))
+                    if has_rules(page):
+                        ruled.append(index)
                 finally:
                     page.close()
             except Exception:  # one page PDFium cannot read: pypdf reads it
@@ -76,7 +88,7 @@ class TextLayer:
             logger.warning("%s: layout not read on page(s) %s: plain text instead", path, _numbers(failed))
         pages += [None] * (count - len(pages))
         heights += [0.0] * (count - len(heights))
-        return cls(pdf, pages, heights)
+        return cls(pdf, pages, heights, _tables(path, password, [k for k in ruled if pages[k] is not None]))
 
     def has(self, number: int) -> bool:
         return self._pages[number - 1] is not None
@@ -87,9 +99,10 @@ class TextLayer:
 
     def documents(self, number: int) -> list[Document]:
         """The page's Documents: a new one at each heading, each with ``page``, ``start_index`` (its offset in the
-        page's text), ``section`` while a heading is open, and its line boxes. Call in page order: the section
-        goes on from the page before."""
-        lines = self._pages[number - 1] or []
+        page's text), ``section`` while a heading is open, and its line boxes; then its tables, as table Documents
+        (loaders.tables) with their ``boxes``. Call in page order: the section goes on from the page before."""
+        tables = self._tables.get(number - 1, [])
+        lines = [line for line in self._pages[number - 1] or () if not any(_within(line.box, t.box) for t in tables)]
         ordered = footnotes_last(lines, self._body, self._heights[number - 1])
         found = outline_headings(self._outline, number - 1, ordered) if self._outline else {}
         by_line = {id(ordered[k]): heading for k, heading in found.items()}
@@ -111,7 +124,14 @@ class TextLayer:
                 title = opened.title if self._outline else paragraph.text
                 self._trail.enter(Heading(title, opened.rank))
             group.append(paragraph)
-        self._flush(docs, group, number, offset)
+        offset = self._flush(docs, group, number, offset)
+        for table in tables:
+            metadata = {"page": number, "start_index": offset, BOXES: box_json(number, table.box)}
+            if section := self._trail.section():
+                metadata["section"] = section
+            doc = table_document(table.header, table.rows, metadata)
+            docs.append(doc)
+            offset += len(doc.page_content) + len(_PARAGRAPH)
         return docs
 
     def _flush(self, docs: list[Document], group: list[Paragraph], number: int, offset: int) -> int:
@@ -133,6 +153,32 @@ class TextLayer:
 
     def close(self) -> None:
         self._pdf.close()
+
+
+def _tables(path: Path, password: str | None, pages: list[int]) -> dict[int, list[Table]]:
+    """The tables on the pages with rules; none, with one warning, where pdfplumber fails."""
+    found: dict[int, list[Table]] = {}
+    if not pages:
+        return found
+    finder = TableFinder(path, password)
+    failed = []
+    try:
+        for index in pages:
+            try:
+                if tables := finder.tables(index):
+                    found[index] = tables
+            except Exception:  # pdfminer's errors on what PDFium could read: the table stays in the text
+                failed.append(index + 1)
+    finally:
+        finder.close()
+    if failed:
+        logger.warning("%s: tables not read on page(s) %s: left in the text", path, _numbers(failed))
+    return found
+
+
+def _within(inner: Box, outer: Box) -> bool:
+    x, y = (inner[0] + inner[2]) / 2, (inner[1] + inner[3]) / 2
+    return outer[0] <= x <= outer[2] and outer[1] <= y <= outer[3]
 
 
 def _numbers(pages: list[int]) -> str:

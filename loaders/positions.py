@@ -7,7 +7,7 @@ the lines its text meets, one per page, as a compact JSON string (Chroma's metad
 and bool): ``[[page, x0, top, x1, bottom], ...]``.
 
 >>> chunk_boxes([(0, 5, 1, 10, 20, 100, 30), (6, 11, 1, 10, 32, 90, 42), (12, 20, 2, 5, 5, 50, 15)], 3, 8)
-'[[1,10.0,20.0,100.0,42.0]]'
+'[[1,10,20,100,42]]'
 """
 
 from __future__ import annotations
@@ -36,7 +36,12 @@ def chunk_boxes(lines: Sequence[LineBox], start: int, end: int) -> str | None:
             box[:] = [min(box[0], x0), min(box[1], top), max(box[2], x1), max(box[3], bottom)]
     if not pages:
         return None
-    return json.dumps([[page, *(round(v, 1) for v in box)] for page, box in pages.items()], separators=(",", ":"))
+    return ",".join(box_json(page, box)[1:-1] for page, box in pages.items()).join("[]")
+
+
+def box_json(page: int, box: Sequence[float]) -> str:
+    """One box on one page as ``boxes`` metadata."""
+    return json.dumps([[page, *(round(v, 1) for v in box)]], separators=(",", ":"))
 
 
 def parse_boxes(value: object) -> list[list[float]]:

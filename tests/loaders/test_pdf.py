@@ -20,7 +20,8 @@ from loaders.errors import LoadError
 from loaders.options import OcrMode
 from loaders.pdf import PdfFileLoader
 from loaders.pdf_text import Line
-from loaders.positions import LINE_BOXES
+from loaders.positions import BOXES, LINE_BOXES
+from loaders.tables import TABLE_HEADER
 
 SAMPLES = Path("/work/shared/samples/pdfs")
 ENCRYPTED = SAMPLES / "edge_encrypted_libreoffice-writer-password.pdf"
@@ -29,7 +30,7 @@ EXPECTED: dict[str, tuple[int, list[str]]] = {
     "de_lecture-notes_GeoTopo-komprimiert.pdf": (117, ["Einführung in die", "Topologie", "Auflage"]),
     "en_gov_federal-register-2020-17221.pdf": (15, ["FEDERAL REGISTER"]),
     "en_gov_scotus-transcript-p1.pdf": (1, ["SUPREME COURT OF THE U"]),
-    "en_gov_table_nics-background-checks-2015-11.pdf": (1, ["State / Territory", "Alabama 18,870 23,022"]),
+    "en_gov_table_nics-background-checks-2015-11.pdf": (1, ["State / Territory", "| Alabama | 18,870 | 23,022 |"]),
     "en_latex_multicolumn.pdf": (3, ["Two-Column Document with Lorem Ipsum", "columns filled"]),
     "en_paper_acl2020-main-207.pdf": (13, ["Association for Computational Linguistics"]),
     "en_paper_naacl2018-N18-3011.pdf": (8, ["Proceedings of NAACL-HLT 2018"]),
@@ -38,6 +39,7 @@ EXPECTED: dict[str, tuple[int, list[str]]] = {
         ["ElegantPaper: 一个优美的", "工作论文模板", "本文为 ElegantPaper 的说明文档（中文）"],
     ),
 }
+TABLE = {TABLE_HEADER, BOXES}  # a table Document's own keys
 _CONTROL_OR_LIGATURE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufb00-\ufb06]")
 
 
@@ -62,9 +64,7 @@ def test_real_pdf_pages(sample_pages: dict[str, list[Document]], name: str) -> N
         assert phrase in text
     for doc in pages:
         assert doc.page_content == doc.page_content.strip() != ""
-        assert (
-            {"page", "start_index", LINE_BOXES} <= set(doc.metadata) <= {"page", "start_index", "section", LINE_BOXES}
-        )
+        assert {"page", "start_index"} <= set(doc.metadata) <= {"page", "start_index", "section", LINE_BOXES, *TABLE}
         assert isinstance(doc.metadata["start_index"], int)
         assert not _CONTROL_OR_LIGATURE.search(doc.page_content)
 
