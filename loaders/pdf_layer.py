@@ -17,7 +17,7 @@ from langchain_core.documents import Document
 
 from loaders.pdf_flow import Paragraph, Vocabulary, body_size, drop_running, footnotes_last, join, paragraphs
 from loaders.pdf_sections import Heading, OutlineEntry, Trail, looks_like_heading, outline, outline_headings
-from loaders.pdf_tables import Table, TableFinder, has_rules
+from loaders.pdf_tables import Table, page_tables
 from loaders.pdf_text import Box, Line, page_lines
 from loaders.positions import BOXES, LINE_BOXES, LineBox, box_json
 from loaders.tables import table_document
@@ -66,17 +66,16 @@ class TextLayer:
             logger.warning("%s: layout not read (%s): plain text instead", path, _reason(err))
             return None
         pages: list[list[Line] | None] = []
+        tables: dict[int, list[Table]] = {}
         heights: list[float] = []
         failed: list[int] = []
-        ruled: list[int] = []
         for index in range(min(count, len(pdf))):
             try:
                 page = pdf[index]
                 try:
                     heights.append(page.get_height())
                     pages.append(page_lines(page))
-                    if has_rules(page):
-                        ruled.append(index)
+                    tables[index] = _tables(page, path, index)
                 finally:
                     page.close()
             except Exception:  # one page PDFium cannot read: pypdf reads it
@@ -88,7 +87,7 @@ class TextLayer:
             logger.warning("%s: layout not read on page(s) %s: plain text instead", path, _numbers(failed))
         pages += [None] * (count - len(pages))
         heights += [0.0] * (count - len(heights))
-        return cls(pdf, pages, heights, _tables(path, password, [k for k in ruled if pages[k] is not None]))
+        return cls(pdf, pages, heights, tables)
 
     def has(self, number: int) -> bool:
         return self._pages[number - 1] is not None
@@ -155,25 +154,13 @@ class TextLayer:
         self._pdf.close()
 
 
-def _tables(path: Path, password: str | None, pages: list[int]) -> dict[int, list[Table]]:
-    """The tables on the pages with rules; none, with one warning, where pdfplumber fails."""
-    found: dict[int, list[Table]] = {}
-    if not pages:
-        return found
-    finder = TableFinder(path, password)
-    failed = []
+def _tables(page: pdfium.PdfPage, path: Path, index: int) -> list[Table]:
+    """The page's ruled tables; none, with a warning, when finding them fails (the table stays in the text)."""
     try:
-        for index in pages:
-            try:
-                if tables := finder.tables(index):
-                    found[index] = tables
-            except Exception:  # pdfminer's errors on what PDFium could read: the table stays in the text
-                failed.append(index + 1)
-    finally:
-        finder.close()
-    if failed:
-        logger.warning("%s: tables not read on page(s) %s: left in the text", path, _numbers(failed))
-    return found
+        return page_tables(page)
+    except Exception as err:  # pdfplumber's geometry on an odd drawing: the text is still there
+        logger.warning("%s: tables not read on page %d (%s): left in the text", path, index + 1, _reason(err))
+        return []
 
 
 def _within(inner: Box, outer: Box) -> bool:

@@ -1,37 +1,39 @@
-"""Ruled tables on a PDF page, as a header and rows of cell texts: pdfplumber's table finder (MIT) gives the grid,
-the words' positions give the rows.
+"""Ruled tables on a PDF page, as a header and rows of cell texts: pdfplumber's table finder (MIT) turns the page's
+rules into a grid of cells, the glyphs' positions give the rows.
 
-Why the words and not pdfplumber's cells as they come: tables often rule only every few rows (the NICS table's
-bands of five states), and pdfplumber then gives one cell holding five figures on five lines. Here each line of
-words inside a ruled row is a row of its own, and each word goes to the column of the finest grid (every cell edge
-of the table) its middle falls in. The header is the first ruled row with more than one cell: a label spanning
-several columns (a group, "Pre-Pawn" over "Handgun | Long Gun | *Other") is put in front of each column's own label
-("Pre-Pawn Handgun"), so that a piece of the table cut far from its top still says what each column is. Rows of
-one cell across the whole table (a title, notes) are left to the page's text.
+pdfplumber is used for its algorithm, not its parser: its ``lines`` strategy (snap and join the rules, find their
+crossings, cells from the crossings, tables from touching cells) runs on rules read with PDFium (thin paths and
+the sides of boxes, as pdfplumber makes edges of them) and on PDFium's glyphs. pdfplumber's own parsing (pdfminer)
+costs about a second per dense page; this costs tens of milliseconds, so it runs on every page whose drawing has a
+grid (:func:`grid_edges`) without spoiling the default's speed.
 
-pdfplumber parses the page again with pdfminer (about a second for a dense page), so it runs only on pages whose
-drawing has the rules of a grid: at least 3 horizontal and 3 vertical thin lines or rectangle edges
-(:func:`has_rules`, PDFium, a few milliseconds).
+Why the glyphs and not the cells' text as pdfplumber extracts it: tables often rule only every few rows (the NICS
+table's bands of five states), and a cell then holds five figures on five lines. Here each line of words inside a
+ruled row is a row of its own, and each word goes to the column of the finest grid (every cell edge of the table)
+its middle falls in. The header is the first ruled row with more than one cell: a label spanning several columns
+(a group, "Pre-Pawn" over "Handgun | Long Gun | *Other") is put in front of each column's own label ("Pre-Pawn
+Handgun"), so that a piece of the table cut far from its top still says what each column is. Rows of one cell
+across the whole table (a title, notes) are left to the page's text. Words are glyphs less than 3 points apart
+(pdfplumber's default ``x_tolerance``).
 """
 
 from __future__ import annotations
 
-import logging
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from loaders.pdf_text import Box
+from loaders.pdf_text import Box, Char, page_chars
 
 if TYPE_CHECKING:
     import pypdfium2 as pdfium
 
-logger = logging.getLogger("loaders.pdf")
-
 _THIN = 2.0  # points: a path this thin is a rule
 _LONG = 8.0  # points: and at least this long
 _MIN_RULES = 3
+_BOX_SEGMENTS = 5  # a rectangle's path: a move, three lines and a close (a curve has many more)
+_TOLERANCE = 3.0  # points: pdfplumber's default snap, join, intersection and x tolerances
 _SNAP = 2.0  # points: cell edges this close are one column edge
 
 
@@ -44,53 +46,105 @@ class Table:
     box: Box
 
 
-def has_rules(page: pdfium.PdfPage) -> bool:
-    """Whether the page draws at least 3 horizontal and 3 vertical rules (thin paths or the sides of boxes)."""
+def grid_edges(page: pdfium.PdfPage) -> list[dict[str, Any]]:
+    """The page's rules as pdfplumber edges (top-left origin), if they form a grid: rules of one extent at 3 or
+    more heights and rules of one extent at 3 or more x positions; else none. A frame (2 and 2), a fraction bar,
+    the axes of a diagram are not a grid: the rows and columns of a ruled table share their ends."""
     import pypdfium2.raw as raw
 
-    across = down = 0
+    height = page.get_height()
+    edges: list[dict[str, Any]] = []
+    across: dict[tuple[int, int], set[int]] = defaultdict(set)  # (x0, x1) -> the heights ruled over it
+    down: dict[tuple[int, int], set[int]] = defaultdict(set)  # (top, bottom) -> the x ruled along it
     for obj in page.get_objects(filter=[raw.FPDF_PAGEOBJ_PATH], max_depth=2):
         left, bottom, right, top = obj.get_bounds()
-        width, height = right - left, top - bottom
-        if height <= _THIN and width >= _LONG:
-            across += 1
-        elif width <= _THIN and height >= _LONG:
-            down += 1
-        elif width >= _LONG and height >= _LONG:  # a box: two of each
-            across += 2
-            down += 2
-        if across >= _MIN_RULES and down >= _MIN_RULES:
-            return True
-    return False
+        top, bottom = height - top, height - bottom
+        if bottom - top <= _THIN and right - left >= _LONG:
+            sides = [("h", left, right, (top + bottom) / 2)]
+        elif right - left <= _THIN and bottom - top >= _LONG:
+            sides = [("v", top, bottom, (left + right) / 2)]
+        elif right - left >= _LONG and bottom - top >= _LONG and raw.FPDFPath_CountSegments(obj.raw) <= _BOX_SEGMENTS:
+            sides = [
+                ("h", left, right, top),
+                ("h", left, right, bottom),
+                ("v", top, bottom, left),
+                ("v", top, bottom, right),
+            ]
+        else:
+            continue
+        for orientation, start, end, at in sides:
+            if orientation == "h":
+                across[round(start), round(end)].add(round(at))
+                edges.append(
+                    {
+                        "orientation": "h",
+                        "x0": start,
+                        "x1": end,
+                        "top": at,
+                        "bottom": at,
+                        "width": end - start,
+                        "height": 0.0,
+                    }
+                )
+            else:
+                down[round(start), round(end)].add(round(at))
+                edges.append(
+                    {
+                        "orientation": "v",
+                        "x0": at,
+                        "x1": at,
+                        "top": start,
+                        "bottom": end,
+                        "width": 0.0,
+                        "height": end - start,
+                    }
+                )
+    if max(map(len, across.values()), default=0) < _MIN_RULES or max(map(len, down.values()), default=0) < _MIN_RULES:
+        return []
+    return edges
 
 
-class TableFinder:
-    """pdfplumber's view of one PDF, opened on first use."""
+def page_tables(page: pdfium.PdfPage) -> list[Table]:
+    """The ruled tables on the page (none when it draws no grid)."""
+    edges = grid_edges(page)
+    if not edges:
+        return []
+    from pdfplumber.table import Table as Grid
+    from pdfplumber.table import cells_to_tables, edges_to_intersections, intersections_to_cells, merge_edges
 
-    def __init__(self, path: Path, password: str | None) -> None:
-        self.path = path
-        self.password = password
-        self._pdf: Any = None
+    merged = [
+        e
+        for e in merge_edges(edges, _TOLERANCE, _TOLERANCE, _TOLERANCE, _TOLERANCE)
+        if (e["x1"] - e["x0"] if e["orientation"] == "h" else e["bottom"] - e["top"]) >= _TOLERANCE
+    ]
+    cells = intersections_to_cells(edges_to_intersections(merged, _TOLERANCE, _TOLERANCE))
+    grids = [Grid(None, group) for group in cells_to_tables(cells)]  # type: ignore[arg-type]  # rows and bbox need no page
+    if not grids:
+        return []
+    words = _words(page_chars(page))
+    return [table for grid in grids if (table := _shape(grid, words)) is not None]
 
-    def tables(self, index: int) -> list[Table]:
-        """The tables on page `index` (0-based)."""
-        if self._pdf is None:
-            import pdfplumber
 
-            self._pdf = pdfplumber.open(self.path, password=self.password or "")
-        page = self._pdf.pages[index]
-        found = []
-        for table in page.find_tables():
-            shaped = _shape(table, page.crop(table.bbox).extract_words())
-            if shaped is not None:
-                found.append(shaped)
-        page.close()
-        return found
-
-    def close(self) -> None:
-        if self._pdf is not None:
-            self._pdf.close()
-            self._pdf = None
+def _words(chars: list[Char]) -> list[dict[str, Any]]:
+    """Glyphs less than `_TOLERANCE` points apart on one line, as pdfplumber-like words."""
+    words: list[dict[str, Any]] = []
+    for char in sorted(chars, key=lambda c: (round((c.box[1] + c.box[3]) / 2), c.box[0])):
+        x0, top, x1, bottom = char.box
+        last = words[-1] if words else None
+        if (
+            last is not None
+            and abs((top + bottom) / 2 - (last["top"] + last["bottom"]) / 2) < (bottom - top) / 2
+            and -_TOLERANCE <= x0 - last["x1"] <= _TOLERANCE
+        ):
+            last.update(
+                text=last["text"] + char.text,
+                x1=max(x1, last["x1"]),
+                top=min(top, last["top"]),
+                bottom=max(bottom, last["bottom"]),
+            )
+        else:
+            words.append({"text": char.text, "x0": x0, "x1": x1, "top": top, "bottom": bottom})
+    return words
 
 
 def _shape(table: Any, words: list[dict[str, Any]]) -> Table | None:

@@ -101,20 +101,20 @@ def page_chars(page: pdfium.PdfPage) -> list[Char]:
     textpage = page.get_textpage()
     try:
         height = page.get_height()
-        left, right, bottom, top = (ctypes.c_double() for _ in range(4))
+        rect = raw.FS_RECTF()
         chars: list[Char] = []
         for index in range(textpage.count_chars()):
             if raw.FPDFText_IsGenerated(textpage, index) == 1:
                 continue
             code = raw.FPDFText_GetUnicode(textpage, index)
-            if code in (0x0A, 0x0D, 0x20, 0xFFFE) or not raw.FPDFText_GetCharBox(
-                textpage, index, left, right, bottom, top
-            ):
+            # The loose box: the font's ascent to descent and the glyph's advance, the same height for every glyph
+            # of a line (a comma's tight box would sit below the digits' line) and no gap inside a word.
+            if code in (0x0A, 0x0D, 0x20, 0xFFFE) or not raw.FPDFText_GetLooseCharBox(textpage, index, rect):
                 continue
             chars.append(
                 Char(
                     chr(code).translate(CLEANUP),
-                    (left.value, height - top.value, right.value, height - bottom.value),
+                    (rect.left, height - rect.top, rect.right, height - rect.bottom),
                     raw.FPDFText_GetFontSize(textpage, index),
                 )
             )
