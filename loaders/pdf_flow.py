@@ -5,7 +5,9 @@ The rules, and why they are ours (no library does this on PDFium's lines; pdfplu
 extraction, at 10-30 times the cost):
 
 - **Running headers and footers**: a line in the top or bottom tenth of the page whose text, digits aside, stands
-  in that band on at least 3 pages (2 in a document of 2-3 pages), and any line there that is only a page number.
+  in that band on at least 3 pages (2 in a document of 2-3 pages), and a page number: the topmost or bottommost
+  line, in the fifth of the page next to its edge, when it is only a number ("12", "- 12 -", "Page 3 of 9", "xii")
+  and not all the page has.
 - **Footnotes**: lines in the lower half of the page, in a smaller size than the body text, with no body-size line
   below them in the same column, go after the page's body, in their order.
 - **Paragraphs**: a new one where the size changes, the gap to the line before is wider than the line spacing, the
@@ -58,15 +60,25 @@ def drop_running(pages: Sequence[list[Line]], heights: Sequence[float]) -> list[
     needed = 2 if len(pages) <= 3 else 3
     kept = []
     for lines, height in zip(pages, heights, strict=True):
+        ends = _ends(lines, height)
         kept.append(
             [
                 line
                 for line in lines
-                if not _in_margin(line, height)
-                or not (_PAGE_NUMBER.fullmatch(line.text) or seen[_signature(line)] >= needed)
+                if not (_in_margin(line, height) and seen[_signature(line)] >= needed)
+                and not (id(line) in ends and len(lines) > 1 and _PAGE_NUMBER.fullmatch(line.text))
             ]
         )
     return kept
+
+
+def _ends(lines: Sequence[Line], height: float) -> set[int]:
+    """The topmost and the bottommost line of the page, when in the fifth of the page next to its edge."""
+    if not lines:
+        return set()
+    top = min(lines, key=lambda line: line.box[1])
+    bottom = max(lines, key=lambda line: line.box[3])
+    return {id(line) for line in (top, bottom) if line.box[3] <= 0.2 * height or line.box[1] >= 0.8 * height}
 
 
 def _in_margin(line: Line, height: float) -> bool:
@@ -142,7 +154,8 @@ def paragraphs(lines: Sequence[Line], heading: Callable[[Line], bool]) -> list[l
         if out and _same_line(out[-1][-1], line):
             last = out[-1][-1]
             space = " " if line.box[0] - last.box[2] > 0.2 * min(last.size, line.size) else ""
-            out[-1][-1] = Line(last.text + space + line.text, union([last.box, line.box]), last.size, last.bold)
+            size = max(last.size, line.size)  # the base line's, not a superscript's
+            out[-1][-1] = Line(last.text + space + line.text, union([last.box, line.box]), size, last.bold)
             continue
         titled = heading(line)
         if not out or titled != heading(out[-1][-1]) or _breaks(out[-1][-1], line, indents=not titled):
@@ -153,9 +166,12 @@ def paragraphs(lines: Sequence[Line], heading: Callable[[Line], bool]) -> list[l
 
 
 def _same_line(before: Line, line: Line) -> bool:
-    """`line` goes on where `before` ends, on its baseline or as a superscript beside it."""
-    middle = (line.box[1] + line.box[3]) / 2
-    return before.box[1] - 1 <= middle <= before.box[3] + 1 and 0 <= line.box[0] - before.box[2] + 1 < before.size
+    """`line` goes on where `before` ends, on its baseline or beside a superscript (a footnote's number)."""
+    return (
+        line.box[1] < before.box[3]
+        and line.box[3] > before.box[1]
+        and 0 <= line.box[0] - before.box[2] + 1 < min(before.size, line.size)
+    )
 
 
 def _breaks(before: Line, line: Line, *, indents: bool) -> bool:
@@ -167,7 +183,13 @@ def _breaks(before: Line, line: Line, *, indents: bool) -> bool:
         return bool(_SENTENCE_END.search(before.text)) or not (line.text[:1].islower() or _CJK.match(line.text))
     if line.box[3] - before.box[3] > 1.7 * before.size:  # more than a line's pitch between the two
         return True
-    return indents and line.box[0] > before.box[0] + 0.8 * line.size  # a first line's indent
+    # A first line's indent, after a line that ends a sentence or stops short: not the hanging indent of a
+    # reference list, whose first line runs to the column's end.
+    return (
+        indents
+        and line.box[0] > before.box[0] + 0.8 * line.size
+        and (bool(_SENTENCE_END.search(before.text)) or before.box[2] < line.box[2] - 2 * line.size)
+    )
 
 
 def join(lines: Sequence[Line], vocabulary: Vocabulary) -> Paragraph:

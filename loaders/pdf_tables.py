@@ -126,11 +126,17 @@ def page_tables(page: pdfium.PdfPage) -> list[Table]:
 
 
 def _words(chars: list[Char]) -> list[dict[str, Any]]:
-    """Glyphs less than `_TOLERANCE` points apart on one line, as pdfplumber-like words."""
+    """Glyphs less than `_TOLERANCE` points apart on one line and no space between them, as pdfplumber-like
+    words."""
     words: list[dict[str, Any]] = []
+    broken = False  # a space since the last glyph
     for char in sorted(chars, key=lambda c: (round((c.box[1] + c.box[3]) / 2), c.box[0])):
         x0, top, x1, bottom = char.box
-        last = words[-1] if words else None
+        if char.text.isspace():
+            broken = True
+            continue
+        last = None if broken or not words else words[-1]
+        broken = False
         if (
             last is not None
             and abs((top + bottom) / 2 - (last["top"] + last["bottom"]) / 2) < (bottom - top) / 2

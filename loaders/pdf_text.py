@@ -44,7 +44,7 @@ class Line:
 
     text: str
     box: Box
-    size: float  # font size in points of its first glyph
+    size: float  # font size in points
     bold: bool
 
     @property
@@ -88,14 +88,19 @@ def page_lines(page: pdfium.PdfPage) -> list[Line]:
                 continue
             clean = " ".join(stripped.translate(CLEANUP).split())
             if clean:
-                lines.append(Line(clean, box, raw.FPDFText_GetFontSize(textpage, lo), _bold(textpage, lo)))
+                # A line's size: the middle one of its first, middle and last glyph's (a footnote starts with a
+                # superscript, a line of a formula may start or end with a subscript).
+                size = sorted(raw.FPDFText_GetFontSize(textpage, k) for k in (lo, (lo + hi) // 2, hi))[1]
+                # Bold: the whole line (its first and last glyph), not a run-in heading's first words.
+                lines.append(Line(clean, box, size, _bold(textpage, lo) and _bold(textpage, hi)))
         return lines
     finally:
         textpage.close()
 
 
 def page_chars(page: pdfium.PdfPage) -> list[Char]:
-    """Every drawn glyph of the page with its box (the generated spaces and line breaks left out)."""
+    """Every glyph of the page with its box, the spaces the page has too (PDFium's own guesses at spaces and line
+    breaks left out)."""
     import pypdfium2.raw as raw
 
     textpage = page.get_textpage()
@@ -109,7 +114,7 @@ def page_chars(page: pdfium.PdfPage) -> list[Char]:
             code = raw.FPDFText_GetUnicode(textpage, index)
             # The loose box: the font's ascent to descent and the glyph's advance, the same height for every glyph
             # of a line (a comma's tight box would sit below the digits' line) and no gap inside a word.
-            if code in (0x0A, 0x0D, 0x20, 0xFFFE) or not raw.FPDFText_GetLooseCharBox(textpage, index, rect):
+            if code in (0x0A, 0x0D, 0xFFFE) or not raw.FPDFText_GetLooseCharBox(textpage, index, rect):
                 continue
             chars.append(
                 Char(

@@ -1,5 +1,6 @@
 """A retrieved Document as the plain record every surface shows (CLI ``--json``, the HTTP API, MCP, compare):
-the text, its citation (source, page or slide, section, sheet and rows) and its score.
+the text, its citation (source, page or slide, section, sheet and rows, and for PDFs the boxes it covers on its
+pages) and its score.
 
 >>> from langchain_core.documents import Document
 >>> passage(Document("机器学习…", metadata={"source": "ml.txt", "start_index": 0, "score": 0.88, "chunk": 0}))
@@ -15,6 +16,8 @@ from __future__ import annotations
 from typing import Any
 
 from langchain_core.documents import Document
+
+from loaders.positions import BOXES, parse_boxes
 
 #: Citation keys shown only where the format gives them.
 PLACES = ("section", "sheet", "row_start", "row_end", "title")
@@ -33,6 +36,8 @@ def passage(doc: Document) -> dict[str, Any]:
         "score": meta.get("score"),
     }
     row.update({key: meta[key] for key in PLACES if meta.get(key) is not None})
+    if boxes := parse_boxes(meta.get(BOXES)):
+        row["boxes"] = boxes  # where on its pages the passage stands (PDF): [[page, x0, top, x1, bottom], ...]
     return row
 
 

@@ -104,6 +104,11 @@ class Passage(BaseModel):
     row_start: int | None = Field(None, description="First table row in the passage (Excel, CSV), where known.")
     row_end: int | None = Field(None, description="Last table row in the passage (Excel, CSV), where known.")
     title: str | None = Field(None, description="Slide or book title, where known.")
+    boxes: list[list[float]] | None = Field(
+        None,
+        description="PDF: where the passage stands, one [page, x0, top, x1, bottom] per page, in points from the "
+        "page's top-left corner.",
+    )
 
 
 class RetrieveResponse(BaseModel):
