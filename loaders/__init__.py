@@ -12,8 +12,18 @@ parser library) is imported when the first file of that format is read.
 """
 
 from loaders.errors import LoadError, Problem
-from loaders.options import OcrMode, ReadOptions
+from loaders.options import LayoutMode, OcrMode, ReadOptions
 from loaders.registry import SUPPORTED_EXTENSIONS, read
 from loaders.walk import SourceFile, walk
 
-__all__ = ["SUPPORTED_EXTENSIONS", "LoadError", "OcrMode", "Problem", "ReadOptions", "SourceFile", "read", "walk"]
+__all__ = [
+    "SUPPORTED_EXTENSIONS",
+    "LayoutMode",
+    "LoadError",
+    "OcrMode",
+    "Problem",
+    "ReadOptions",
+    "SourceFile",
+    "read",
+    "walk",
+]

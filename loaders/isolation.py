@@ -76,7 +76,7 @@ from typing import Any
 from langchain_core.documents import Document
 
 from loaders.errors import LoadError
-from loaders.options import OcrMode
+from loaders.options import LayoutMode, OcrMode
 from loaders.registry import FORMATS, Format, _code, _text, read
 from loaders.walk import SourceFile
 
@@ -124,12 +124,13 @@ class IsolatedReader:
         pdf_password: str | None = None,
         ocr: OcrMode = OcrMode.AUTO,
         on_page_error: FilePageErrorHandler | None = None,
+        layout: LayoutMode = LayoutMode.AUTO,
     ) -> None:
         self.workers = workers if workers is not None else len(os.sched_getaffinity(0))
         if self.workers < 1 or timeout <= 0:
             raise ValueError("workers must be at least 1 and timeout positive")
         self.timeout = timeout
-        self._options = (pdf_password, OcrMode(ocr))
+        self._options = (pdf_password, OcrMode(ocr), LayoutMode(layout))
         self._on_page_error = on_page_error or _log_page_error
         self._context: ForkServerContext = multiprocessing.get_context("forkserver")
         # Only takes effect if no forkserver runs yet in this process; without it workers import on first use.
@@ -240,8 +241,8 @@ class IsolatedReader:
     def _documents(self, entry: _Entry) -> Iterator[Document]:
         on_page_error = functools.partial(self._on_page_error, entry.file)
         if entry.fmt is None:
-            pdf_password, ocr = self._options
-            yield from read(entry.file, pdf_password=pdf_password, ocr=ocr, on_page_error=on_page_error)
+            pdf_password, ocr, layout = self._options
+            yield from read(entry.file, pdf_password=pdf_password, ocr=ocr, layout=layout, on_page_error=on_page_error)
             return
         while not entry.done:  # done also when the caller moved on: a stale iterator then just stops
             message = self._receive(entry)
@@ -445,10 +446,10 @@ def _bind_to_the_reader() -> None:
 def _parse(job: bytes, outbox: _Outbox) -> Message:
     """Read one file, sending its Documents and page problems; returns its last message."""
     try:
-        file, fmt, pdf_password, ocr = pickle.loads(job)  # may import the format's module: on the clock
+        file, fmt, pdf_password, ocr, layout = pickle.loads(job)  # may import the format's module: on the clock
         # `read` looks the format up in this process's registry; the parent's may differ (a test's, a plugin's).
         FORMATS[file.path.suffix.lower()] = fmt
-        for doc in read(file, pdf_password=pdf_password, ocr=ocr, on_page_error=outbox.page):
+        for doc in read(file, pdf_password=pdf_password, ocr=ocr, layout=layout, on_page_error=outbox.page):
             outbox.doc(doc)
     except LoadError as error:
         return ("failed", error.cause, error.page)

@@ -24,6 +24,15 @@ class OcrMode(StrEnum):
     NEVER = "never"  # no OCR: image files are not read, text-less PDF pages are reported
 
 
+class LayoutMode(StrEnum):
+    """When a PDF page's layout is read by the layout model (loaders.pdf_layout, about 0.5-0.9 s a page) rather
+    than by the text rules alone (a few milliseconds)."""
+
+    AUTO = "auto"  # pages read by OCR (their lines need an order, their tables a shape); the text rules elsewhere
+    MODEL = "model"  # every page
+    OFF = "off"  # never: the text rules (and the OCR's own line order) only
+
+
 @dataclass(frozen=True)
 class ReadOptions:
     """What every loader may be told. ``on_page_error`` receives each page (PDF page, slide, sheet) skipped
@@ -31,4 +40,5 @@ class ReadOptions:
 
     pdf_password: str | None = None
     ocr: OcrMode = OcrMode.AUTO
+    layout: LayoutMode = LayoutMode.AUTO
     on_page_error: PageErrorHandler | None = None

@@ -32,7 +32,7 @@ from pypdf import PageObject, PasswordType, PdfReader
 
 from loaders import ocr
 from loaders.errors import LoadError, one_line
-from loaders.options import OcrMode, PageErrorHandler
+from loaders.options import LayoutMode, OcrMode, PageErrorHandler
 from loaders.pdf_layer import TextLayer as _TextLayer
 from loaders.pdf_text import CLEANUP
 
@@ -75,8 +75,11 @@ class PdfFileLoader(BaseLoader):
 
     `ocr` says which pages are rendered (200 dpi) and read by OCR (see `OcrMode`): with AUTO, a page without a
     text layer, or with a scrap of one (under 20 non-space characters: a scanner's stamp, a page number) over an
-    image; with ALWAYS, every page. Their Documents have ``ocr`` True and ``start_index`` 0. Such pages are read
-    one per core at a time, in threads; the Documents still come out in page order.
+    image; with ALWAYS, every page. Their Documents have ``ocr`` True and ``start_index`` 0.
+
+    `layout` says which pages the layout model reads (see `LayoutMode`): with MODEL, every page with a text
+    layer; its regions drop headers and footers, mark headings, shape tables without rules and order the columns.
+    OCR's pages are read one per core at a time, in threads; the Documents still come out in page order.
 
     Usage::
 
@@ -91,8 +94,10 @@ class PdfFileLoader(BaseLoader):
         password: str | None = None,
         on_page_error: PageErrorHandler | None = None,
         ocr: OcrMode = OcrMode.AUTO,
+        layout: LayoutMode = LayoutMode.AUTO,
     ) -> None:
         self.path = path
+        self.layout = LayoutMode(layout)
         self.password = password
         self.ocr = OcrMode(ocr)
         self.on_page_error = on_page_error or self._log_page_error
@@ -106,7 +111,7 @@ class PdfFileLoader(BaseLoader):
             raise LoadError(f"corrupt PDF: {_reason(err)}") from err
         failed: LoadError | None = None
         extracted = False
-        layer = None if self.ocr is OcrMode.ALWAYS else _TextLayer.read(self.path, password, count)
+        layer = None if self.ocr is OcrMode.ALWAYS else _TextLayer.read(self.path, password, count, self.layout)
         reading = _Reading(self.path, password)
         try:
             for page in self._in_order(pages, count, reading, layer):

@@ -15,10 +15,12 @@ from typing import TYPE_CHECKING
 
 from langchain_core.documents import Document
 
+from loaders.options import LayoutMode
 from loaders.pdf_flow import Paragraph, Vocabulary, body_size, drop_running, footnotes_last, join, paragraphs
-from loaders.pdf_sections import Heading, OutlineEntry, Trail, looks_like_heading, outline, outline_headings
-from loaders.pdf_tables import Table, page_tables
-from loaders.pdf_text import Box, Line, page_lines
+from loaders.pdf_layout import page_regions, reading_order, region_of
+from loaders.pdf_sections import Heading, OutlineEntry, Trail, looks_like_heading, outline, outline_headings, rank
+from loaders.pdf_tables import Table, glyph_words, page_tables, words_table
+from loaders.pdf_text import Box, Line, page_chars, page_lines
 from loaders.positions import BOXES, LINE_BOXES, LineBox, box_json
 from loaders.tables import table_document
 
@@ -39,8 +41,13 @@ class TextLayer:
         pages: list[list[Line] | None],
         heights: list[float],
         tables: dict[int, list[Table]],
+        path: Path,
+        layout: LayoutMode,
     ) -> None:
         self._pdf = pdf
+        self._path = path
+        self._model = layout is LayoutMode.MODEL
+        self._model_failed: list[int] = []
         self._tables = tables
         readable = [lines for lines in pages if lines is not None]
         readable_heights = [h for lines, h in zip(pages, heights, strict=True) if lines is not None]
@@ -55,7 +62,9 @@ class TextLayer:
         self._trail = Trail()
 
     @classmethod
-    def read(cls, path: Path, password: str | None, count: int) -> TextLayer | None:
+    def read(
+        cls, path: Path, password: str | None, count: int, layout: LayoutMode = LayoutMode.AUTO
+    ) -> TextLayer | None:
         """The file's text layer; None (and one warning) when PDFium cannot open it: the loader then reads
         every page's plain text with pypdf."""
         import pypdfium2 as pdfium
@@ -87,7 +96,7 @@ class TextLayer:
             logger.warning("%s: layout not read on page(s) %s: plain text instead", path, _numbers(failed))
         pages += [None] * (count - len(pages))
         heights += [0.0] * (count - len(heights))
-        return cls(pdf, pages, heights, tables)
+        return cls(pdf, pages, heights, tables, path, layout)
 
     def has(self, number: int) -> bool:
         return self._pages[number - 1] is not None
@@ -100,8 +109,13 @@ class TextLayer:
         """The page's Documents: a new one at each heading, each with ``page``, ``start_index`` (its offset in the
         page's text), ``section`` while a heading is open, and its line boxes; then its tables, as table Documents
         (loaders.tables) with their ``boxes``. Call in page order: the section goes on from the page before."""
-        tables = self._tables.get(number - 1, [])
+        tables = list(self._tables.get(number - 1, []))
         lines = [line for line in self._pages[number - 1] or () if not any(_within(line.box, t.box) for t in tables)]
+        titles: dict[int, Heading] | None = None  # the model's headings, when it read the page
+        if self._model and lines:
+            modelled = self._modelled(number, lines, tables)
+            if modelled is not None:
+                lines, titles = modelled
         ordered = footnotes_last(lines, self._body, self._heights[number - 1])
         found = outline_headings(self._outline, number - 1, ordered) if self._outline else {}
         by_line = {id(ordered[k]): heading for k, heading in found.items()}
@@ -109,6 +123,8 @@ class TextLayer:
         def heading(line: Line) -> Heading | None:
             if self._outline:
                 return by_line.get(id(line))
+            if titles is not None:
+                return titles.get(id(line))
             return looks_like_heading(line, self._body)
 
         docs: list[Document] = []
@@ -133,6 +149,47 @@ class TextLayer:
             offset += len(doc.page_content) + len(_PARAGRAPH)
         return docs
 
+    def _modelled(
+        self, number: int, lines: list[Line], tables: list[Table]
+    ) -> tuple[list[Line], dict[int, Heading]] | None:
+        """The page's lines as the layout model reads it: headers and footers dropped, in the regions' order, the
+        titles as headings; tables without rules appended to `tables`. None (the text rules read the page) when
+        the model fails: one warning per file, at the end."""
+        try:
+            page = self._pdf[number - 1]
+            try:
+                regions = page_regions(page)
+                width = page.get_width()
+                words = glyph_words(page_chars(page)) if any(r.kind == "table" for r in regions) else []
+            finally:
+                page.close()
+        except Exception:  # onnxruntime, OpenCV or PDFium: the rules still read the page
+            self._model_failed.append(number)
+            return None
+        order = {id(region): k for k, region in enumerate(reading_order(regions, width))}
+        for region in regions:
+            if (
+                region.kind == "table"
+                and not any(_within(region.box, t.box) for t in tables)
+                and (table := words_table(words, region.box)) is not None
+            ):
+                tables.append(table)
+        kept: list[tuple[int, int, Line]] = []
+        titles: dict[int, Heading] = {}
+        rank_before = -1
+        for position, line in enumerate(lines):
+            region = region_of(line.box, regions)
+            if region is not None and region.kind in ("header", "footer"):
+                continue
+            if any(_within(line.box, t.box) for t in tables):
+                continue
+            rank_before = order[id(region)] if region is not None else rank_before  # outside all: with the one before
+            if region is not None and region.kind == "title":
+                titles[id(line)] = Heading(line.text, rank(line))
+            kept.append((rank_before, position, line))
+        kept.sort(key=lambda item: (item[0], item[1]))
+        return [line for _, _, line in kept], titles
+
     def _flush(self, docs: list[Document], group: list[Paragraph], number: int, offset: int) -> int:
         """Appends the Document of `group` (if it has any text); the offset after it."""
         if not group:
@@ -151,6 +208,12 @@ class TextLayer:
         return offset + len(text) + len(_PARAGRAPH)
 
     def close(self) -> None:
+        if self._model_failed:
+            logger.warning(
+                "%s: layout model failed on page(s) %s: read by the text rules",
+                self._path,
+                _numbers(self._model_failed),
+            )
         self._pdf.close()
 
 

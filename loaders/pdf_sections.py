@@ -83,6 +83,12 @@ def _squash(text: str) -> str:
     return "".join(text.split()).lower()
 
 
+def rank(line: Line) -> Rank:
+    """A heading line's rank: its size, then the depth of its numbering."""
+    numbered = _NUMBERED.match(line.text)
+    return (-round(line.size), numbered.group(1).count(".") + 1 if numbered else 1)
+
+
 def looks_like_heading(line: Line, body: float) -> Heading | None:
     """The heading `line` is by its look (see the module docstring), or None."""
     text = line.text
@@ -90,16 +96,14 @@ def looks_like_heading(line: Line, body: float) -> Heading | None:
     if words > 15 or text.endswith((",", ";")) or line.size < 0.95 * body or not any(c.isalpha() for c in text):
         return None
     numbered = _NUMBERED.match(text)
-    depth = numbered.group(1).count(".") + 1 if numbered else 1
-    rank = (-round(line.size), depth)
     if (not text[0].isalpha() and not numbered) or text.count("(") != text.count(")"):
         return None  # labels of a figure's parts ("+ Query paper (P", "PQ"): not a heading
     if line.size >= 1.2 * body and (line.bold or numbered):
-        return Heading(text, rank)
+        return Heading(text, rank(line))
     if not (line.bold and line.size >= 0.95 * body):
         return None
     if numbered or (line.size >= 1.05 * body and words <= 5 and not _MARKS.search(text)):
-        return Heading(text, rank)
+        return Heading(text, rank(line))
     return None
 
 

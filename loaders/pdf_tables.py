@@ -19,6 +19,7 @@ across the whole table (a title, notes) are left to the page's text. Words are g
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -121,11 +122,11 @@ def page_tables(page: pdfium.PdfPage) -> list[Table]:
     grids = [Grid(None, group) for group in cells_to_tables(cells)]  # type: ignore[arg-type]  # rows and bbox need no page
     if not grids:
         return []
-    words = _words(page_chars(page))
+    words = glyph_words(page_chars(page))
     return [table for grid in grids if (table := _shape(grid, words)) is not None]
 
 
-def _words(chars: list[Char]) -> list[dict[str, Any]]:
+def glyph_words(chars: list[Char]) -> list[dict[str, Any]]:
     """Glyphs less than `_TOLERANCE` points apart on one line and no space between them, as pdfplumber-like
     words."""
     words: list[dict[str, Any]] = []
@@ -233,3 +234,22 @@ def _header(row: Any, words: list[dict[str, Any]], edges: list[float]) -> list[s
         for column in range(first, last + 1):
             labels[column] += [text for text in (group, own[column] if own else "") if text]
     return [" ".join(label) for label in labels]
+
+
+def words_table(words: list[dict[str, Any]], box: Box) -> Table | None:
+    """A table without rules (a region the layout model calls a table) from its words: rows are lines of words,
+    columns the x ranges no word crosses; the first row is the header. None for fewer than 2 rows or columns."""
+    inside = [w for w in words if _inside(w, box)]
+    spans: list[list[float]] = []
+    for word in sorted(inside, key=lambda w: w["x0"]):
+        if spans and word["x0"] <= spans[-1][1] + _TOLERANCE:
+            spans[-1][1] = max(spans[-1][1], word["x1"])
+        else:
+            spans.append([word["x0"], word["x1"]])
+    if len(spans) < 2:
+        return None
+    edges = [box[0], *((a[1] + b[0]) / 2 for a, b in itertools.pairwise(spans)), box[2]]
+    header, *rows = _lines(box, inside, edges)
+    if not rows:
+        return None
+    return Table(header, rows, box)

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from loaders.capture import captured
 from loaders.errors import LoadError, os_cause
 from loaders.languages import LANGUAGES
-from loaders.options import OcrMode, PageErrorHandler, ReadOptions
+from loaders.options import LayoutMode, OcrMode, PageErrorHandler, ReadOptions
 
 if TYPE_CHECKING:  # walk imports this module for SUPPORTED_EXTENSIONS; LangChain's import is not needed to run
     from langchain_core.document_loaders import BaseLoader
@@ -62,7 +62,9 @@ class LazyOpener:
 def _pdf(path: Path, options: ReadOptions) -> BaseLoader:
     from loaders.pdf import PdfFileLoader
 
-    return PdfFileLoader(path, password=options.pdf_password, on_page_error=options.on_page_error, ocr=options.ocr)
+    return PdfFileLoader(
+        path, password=options.pdf_password, on_page_error=options.on_page_error, ocr=options.ocr, layout=options.layout
+    )
 
 
 def _text(path: Path, options: ReadOptions) -> BaseLoader:
@@ -125,6 +127,7 @@ def read(
     pdf_password: str | None = None,
     ocr: OcrMode = OcrMode.AUTO,
     on_page_error: PageErrorHandler | None = None,
+    layout: LayoutMode = LayoutMode.AUTO,
 ) -> Iterator[Document]:
     """The Documents of `file`, lazily; raises `LoadError` (one-line cause) when the file cannot be read.
 
@@ -144,7 +147,9 @@ def read(
     fmt = FORMATS.get(suffix)
     if fmt is None:
         raise LoadError(f"unsupported file type {suffix or '(no extension)'}")
-    options = ReadOptions(pdf_password=pdf_password, ocr=OcrMode(ocr), on_page_error=on_page_error)
+    options = ReadOptions(
+        pdf_password=pdf_password, ocr=OcrMode(ocr), layout=LayoutMode(layout), on_page_error=on_page_error
+    )
     on_lost = on_page_error or functools.partial(_log_lost, file.source)
     try:
         common = {"source": file.source, "file_type": fmt.file_type, "file_hash": file.sha256()}

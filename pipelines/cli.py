@@ -125,6 +125,7 @@ def main(debug: bool) -> None:
     "exclude",
     "pdf_password",
     "ocr",
+    "layout",
     "file_timeout",
     "on_mismatch",
 )

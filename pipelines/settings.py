@@ -18,7 +18,7 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from loaders.options import OcrMode
+from loaders.options import LayoutMode, OcrMode
 
 
 class OnMismatch(StrEnum):
@@ -134,6 +134,13 @@ class Settings(BaseSettings):
     ocr: OcrMode = Field(
         OcrMode.AUTO,
         description="Recognise text in images and scanned PDF pages: auto (pages without text), always, never.",
+    )
+    # Auto by default: the layout model costs 0.5-0.9 s a page, the text rules read born-digital PDFs at 20-60
+    # pages/s and get the shared samples' order, tables and headings right (docs/benchmarks.md, PDF).
+    layout: LayoutMode = Field(
+        LayoutMode.AUTO,
+        description="PDF layout model (headers, titles, tables, column order): auto (OCR'd pages), model (every page), "
+        "off (text rules only).",
     )
     file_timeout: float = Field(
         600.0, gt=0, description="Seconds one file may take to parse before it is skipped and reported."

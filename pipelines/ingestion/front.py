@@ -27,7 +27,7 @@ from typing import Protocol
 import numpy as np
 from langchain_core.documents import Document
 
-from loaders import LoadError, OcrMode, Problem, SourceFile
+from loaders import LayoutMode, LoadError, OcrMode, Problem, SourceFile
 from loaders.chunking import Chunker
 from loaders.isolation import IsolatedReader
 from pipelines.embeddings import Provider
@@ -92,6 +92,7 @@ class Front:
         pdf_password: str | None,
         ocr: OcrMode,
         file_timeout: float,
+        layout: LayoutMode = LayoutMode.AUTO,
     ) -> None:
         self.chunker = chunker
         self.chunker_id = chunker_id
@@ -100,6 +101,7 @@ class Front:
         self.batch_size = batch_size
         self.pdf_password = pdf_password
         self.ocr = ocr
+        self.layout = layout
         self.file_timeout = file_timeout
 
     def run(self, jobs: list[Job], put: Callable[[Event], None], in_flight: Semaphore, stop: Flag) -> None:
@@ -137,7 +139,11 @@ class Front:
             put(PageSkipped(Problem(file.source, str(error), error.page)))
 
         reader = IsolatedReader(
-            timeout=self.file_timeout, pdf_password=self.pdf_password, ocr=self.ocr, on_page_error=page_skipped
+            timeout=self.file_timeout,
+            pdf_password=self.pdf_password,
+            ocr=self.ocr,
+            layout=self.layout,
+            on_page_error=page_skipped,
         )
         try:
             batch: list[Chunk] = []

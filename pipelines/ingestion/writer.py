@@ -154,6 +154,7 @@ class Ingest:
             batch_size=self.settings.batch_size,
             pdf_password=password,
             ocr=self.settings.ocr,
+            layout=self.settings.layout,
             file_timeout=self.settings.file_timeout,
         )
         process = self._use_process()
