@@ -139,6 +139,24 @@ def recognise(image: Image.Image, ocr: RapidOCR | None = None) -> str:
     return reading_order(result.boxes, result.txts)
 
 
+def recognise_boxes(
+    image: Image.Image, ocr: RapidOCR | None = None
+) -> list[tuple[tuple[float, float, float, float], str]]:
+    """The text boxes in `image`, each ``((x0, top, x1, bottom), text)`` in `image`'s pixels, as detected; for a
+    caller that lays the page out itself (loaders.pdf)."""
+    prepared = _prepare(image)
+    result = (ocr or engine())(prepared)
+    if not result.txts:
+        return []
+    scale = image.width / prepared.width
+    boxes = []
+    for box, text in zip(result.boxes, result.txts, strict=True):
+        if text.strip():
+            xs, ys = [float(p[0]) * scale for p in box], [float(p[1]) * scale for p in box]
+            boxes.append(((min(xs), min(ys), max(xs), max(ys)), text.strip()))
+    return boxes
+
+
 def reading_order(boxes: Sequence[Sequence[Sequence[float]]], texts: Sequence[str]) -> str:
     """The `texts` of detected `boxes` (4 corner points each, pixels) as lines: rows top to bottom, the pieces of
     a row left to right, joined by a space (none where a CJK character meets its neighbour).

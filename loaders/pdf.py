@@ -34,7 +34,8 @@ from loaders import ocr
 from loaders.errors import LoadError, one_line
 from loaders.options import LayoutMode, OcrMode, PageErrorHandler
 from loaders.pdf_layer import TextLayer as _TextLayer
-from loaders.pdf_text import CLEANUP
+from loaders.pdf_layout import Region, image_regions
+from loaders.pdf_text import CLEANUP, Line
 
 if TYPE_CHECKING:
     import pypdfium2 as pdfium
@@ -162,7 +163,7 @@ class PdfFileLoader(BaseLoader):
             if self.ocr is OcrMode.NEVER or not _needs_ocr(page, text):
                 return _Page(number, docs)
         try:
-            return _Page(number, docs, reading.start(number))
+            return _Page(number, docs, reading.start(number, model=self.layout is not LayoutMode.OFF), layer=layer)
         except LoadError as err:
             return _Page(number, error=err)
 
@@ -227,8 +228,9 @@ class _Page:
 
     number: int
     docs: list[Document] = field(default_factory=list)
-    ocr: Future[str] | None = None
+    ocr: Future[_Recognised] | None = None
     error: LoadError | None = None
+    layer: _TextLayer | None = None
 
     def done(self) -> bool:
         return self.ocr is None or self.ocr.done()
@@ -244,10 +246,14 @@ class _Page:
                 raise LoadError(err.cause, page=self.number) from err
             except Exception as err:  # onnxruntime and OpenCV raise their own types
                 raise LoadError(f"OCR failed: {_reason(err)}", page=self.number) from err
-            if recognised:
-                return [
-                    Document(page_content=recognised, metadata={"page": self.number, "start_index": 0, "ocr": True})
+            if recognised.lines and self.layer is not None:
+                return self.layer.ocr_documents(self.number, recognised.lines, recognised.regions)
+            if recognised.lines:  # no text layer to go on from (OCR ALWAYS): the OCR's rows, as they come
+                corners = [
+                    [(b[0], b[1]), (b[2], b[1]), (b[2], b[3]), (b[0], b[3])] for b in (x.box for x in recognised.lines)
                 ]
+                text = ocr.reading_order(corners, [line.text for line in recognised.lines])
+                return [Document(page_content=text, metadata={"page": self.number, "start_index": 0, "ocr": True})]
         return self.docs  # OCR found nothing: a scrap of text layer beats nothing
 
 
@@ -268,19 +274,19 @@ class _Reading:
         self._workers = ocr.page_workers()
         self._running: list[Future[str]] = []
 
-    def start(self, number: int) -> Future[str]:
+    def start(self, number: int, *, model: bool) -> Future[_Recognised]:
         """Starts reading page `number` (1-based) as soon as a worker is free; the future's text is "" for a blank
         page. Raises `LoadError` with `page` when the page cannot be rendered.
 
         Waiting for a free worker, rather than queueing, bounds the rendered pages held in memory to one per worker.
         """
         try:
-            image = self._render(number)  # while the workers are still busy with the pages before
+            image, points = self._render(number)  # while the workers are still busy with the pages before
         except Exception as err:  # PDFium's own errors on a damaged page or file
             raise LoadError(f"cannot render page for OCR: {_reason(err)}", page=number) from err
         if _is_blank(image):
-            done: Future[str] = Future()
-            done.set_result("")
+            done: Future[_Recognised] = Future()
+            done.set_result(_Recognised([], None))
             return done
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="ocr")
@@ -288,11 +294,12 @@ class _Reading:
         if len(self._running) >= self._workers:
             wait(self._running, return_when=FIRST_COMPLETED)
             self._running = [future for future in self._running if not future.done()]
-        future = self._pool.submit(ocr.recognise, image)
+        future = self._pool.submit(_recognise, image, points, model)
         self._running.append(future)
         return future
 
-    def _render(self, number: int) -> Image.Image:
+    def _render(self, number: int) -> tuple[Image.Image, float]:
+        """The page's picture for OCR, and the points one of its pixels spans."""
         import pypdfium2 as pdfium
 
         if self._pdf is None:
@@ -301,7 +308,7 @@ class _Reading:
         try:
             # A poster-sized page at 200 dpi would be hundreds of megapixels; OCR shrinks to ocr.MAX_SIDE anyway.
             scale = min(_OCR_DPI / 72, _MAX_RENDER_SIDE / max(page.get_size()))
-            return page.render(scale=scale, grayscale=True).to_pil()
+            return page.render(scale=scale, grayscale=True).to_pil(), 1 / scale
         finally:
             page.close()
 
@@ -313,6 +320,32 @@ class _Reading:
         if self._pdf is not None:
             self._pdf.close()
             self._pdf = None
+
+
+@dataclass(frozen=True)
+class _Recognised:
+    """A page read by OCR: its text boxes as lines (in points), and the layout model's regions (None: not run)."""
+
+    lines: list[Line]
+    regions: list[Region] | None
+
+
+def _recognise(image: Image.Image, points: float, model: bool) -> _Recognised:
+    """OCR's text boxes of a page's picture as lines in points (their height as their size); with `model`, the
+    layout model's regions of the same picture too (None, with the text rows kept, if the model fails)."""
+    lines = [
+        Line(text, (x0 * points, top * points, x1 * points, bottom * points), (bottom - top) * points, False)
+        for (x0, top, x1, bottom), text in ocr.recognise_boxes(image)
+    ]
+    regions = None
+    if model and lines:
+        import numpy as np
+
+        try:
+            regions = image_regions(np.asarray(image.convert("RGB")), points)
+        except Exception as err:  # onnxruntime or OpenCV: the OCR's rows are still there
+            logger.warning("layout model failed on an OCR'd page (%s): its text rows kept", _reason(err))
+    return _Recognised(lines, regions)
 
 
 def _is_blank(image: Image.Image) -> bool:

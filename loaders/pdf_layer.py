@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.documents import Document
 
 from loaders.options import LayoutMode
 from loaders.pdf_flow import Paragraph, Vocabulary, body_size, drop_running, footnotes_last, join, paragraphs
-from loaders.pdf_layout import page_regions, reading_order, region_of
+from loaders.pdf_layout import Region, page_regions, reading_order, region_of
 from loaders.pdf_sections import Heading, OutlineEntry, Trail, looks_like_heading, outline, outline_headings, rank
 from loaders.pdf_tables import Table, glyph_words, page_tables, words_table
 from loaders.pdf_text import Box, Line, page_chars, page_lines
@@ -113,10 +113,47 @@ class TextLayer:
         lines = [line for line in self._pages[number - 1] or () if not any(_within(line.box, t.box) for t in tables)]
         titles: dict[int, Heading] | None = None  # the model's headings, when it read the page
         if self._model and lines:
-            modelled = self._modelled(number, lines, tables)
-            if modelled is not None:
-                lines, titles = modelled
-        ordered = footnotes_last(lines, self._body, self._heights[number - 1])
+            try:
+                page = self._pdf[number - 1]
+                try:
+                    regions = page_regions(page)
+                    width = page.get_width()
+                    words = glyph_words(page_chars(page)) if any(r.kind == "table" for r in regions) else []
+                finally:
+                    page.close()
+            except Exception:  # onnxruntime, OpenCV or PDFium: the rules still read the page
+                self._model_failed.append(number)
+            else:
+                lines, titles = _by_regions(lines, regions, width, words, tables)
+        return self._documents(number, lines, tables, titles, self._body, {})
+
+    def ocr_documents(self, number: int, lines: list[Line], regions: list[Region] | None) -> list[Document]:
+        """The Documents of a page read by OCR, from its text boxes (`lines`, in points) and, when the layout model
+        read its picture, its `regions`: the same rules as a text page's, with ``ocr`` True."""
+        width = self._pdf[number - 1].get_width() if number <= len(self._pdf) else 0.0
+        tables: list[Table] = []
+        titles: dict[int, Heading] | None = None
+        if regions is not None:
+            words = [
+                {"text": line.text, "x0": line.box[0], "top": line.box[1], "x1": line.box[2], "bottom": line.box[3]}
+                for line in lines
+            ]
+            lines, titles = _by_regions(lines, regions, width, words, tables)
+        else:
+            lines = _rows(lines)
+        body = sorted(line.size for line in lines)[len(lines) // 2] if lines else 0.0
+        return self._documents(number, lines, tables, titles, body, {"ocr": True})
+
+    def _documents(
+        self,
+        number: int,
+        lines: list[Line],
+        tables: list[Table],
+        titles: dict[int, Heading] | None,
+        body: float,
+        extra: dict[str, object],
+    ) -> list[Document]:
+        ordered = footnotes_last(lines, body, self._heights[number - 1])
         found = outline_headings(self._outline, number - 1, ordered) if self._outline else {}
         by_line = {id(ordered[k]): heading for k, heading in found.items()}
 
@@ -125,7 +162,7 @@ class TextLayer:
                 return by_line.get(id(line))
             if titles is not None:
                 return titles.get(id(line))
-            return looks_like_heading(line, self._body)
+            return looks_like_heading(line, body)
 
         docs: list[Document] = []
         group: list[Paragraph] = []
@@ -134,14 +171,14 @@ class TextLayer:
             paragraph = join(block, self._words)
             opened = heading(block[0])
             if opened is not None:
-                offset = self._flush(docs, group, number, offset)
+                offset = self._flush(docs, group, number, offset, extra)
                 group = []
                 title = opened.title if self._outline else paragraph.text
                 self._trail.enter(Heading(title, opened.rank))
             group.append(paragraph)
-        offset = self._flush(docs, group, number, offset)
+        offset = self._flush(docs, group, number, offset, extra)
         for table in tables:
-            metadata = {"page": number, "start_index": offset, BOXES: box_json(number, table.box)}
+            metadata = {"page": number, "start_index": offset, **extra, BOXES: box_json(number, table.box)}
             if section := self._trail.section():
                 metadata["section"] = section
             doc = table_document(table.header, table.rows, metadata)
@@ -149,48 +186,9 @@ class TextLayer:
             offset += len(doc.page_content) + len(_PARAGRAPH)
         return docs
 
-    def _modelled(
-        self, number: int, lines: list[Line], tables: list[Table]
-    ) -> tuple[list[Line], dict[int, Heading]] | None:
-        """The page's lines as the layout model reads it: headers and footers dropped, in the regions' order, the
-        titles as headings; tables without rules appended to `tables`. None (the text rules read the page) when
-        the model fails: one warning per file, at the end."""
-        try:
-            page = self._pdf[number - 1]
-            try:
-                regions = page_regions(page)
-                width = page.get_width()
-                words = glyph_words(page_chars(page)) if any(r.kind == "table" for r in regions) else []
-            finally:
-                page.close()
-        except Exception:  # onnxruntime, OpenCV or PDFium: the rules still read the page
-            self._model_failed.append(number)
-            return None
-        order = {id(region): k for k, region in enumerate(reading_order(regions, width))}
-        for region in regions:
-            if (
-                region.kind == "table"
-                and not any(_within(region.box, t.box) for t in tables)
-                and (table := words_table(words, region.box)) is not None
-            ):
-                tables.append(table)
-        kept: list[tuple[int, int, Line]] = []
-        titles: dict[int, Heading] = {}
-        rank_before = -1
-        for position, line in enumerate(lines):
-            region = region_of(line.box, regions)
-            if region is not None and region.kind in ("header", "footer"):
-                continue
-            if any(_within(line.box, t.box) for t in tables):
-                continue
-            rank_before = order[id(region)] if region is not None else rank_before  # outside all: with the one before
-            if region is not None and region.kind == "title":
-                titles[id(line)] = Heading(line.text, rank(line))
-            kept.append((rank_before, position, line))
-        kept.sort(key=lambda item: (item[0], item[1]))
-        return [line for _, _, line in kept], titles
-
-    def _flush(self, docs: list[Document], group: list[Paragraph], number: int, offset: int) -> int:
+    def _flush(
+        self, docs: list[Document], group: list[Paragraph], number: int, offset: int, extra: dict[str, object]
+    ) -> int:
         """Appends the Document of `group` (if it has any text); the offset after it."""
         if not group:
             return offset
@@ -200,7 +198,7 @@ class TextLayer:
         for paragraph in group:
             boxes += [(at + start, at + end, number, *box) for start, end, box in paragraph.spans]
             at += len(paragraph.text) + len(_PARAGRAPH)
-        metadata: dict[str, object] = {"page": number, "start_index": offset}
+        metadata: dict[str, object] = {"page": number, "start_index": offset, **extra}
         if section := self._trail.section():
             metadata["section"] = section
         metadata[LINE_BOXES] = boxes
@@ -215,6 +213,51 @@ class TextLayer:
                 _numbers(self._model_failed),
             )
         self._pdf.close()
+
+
+def _by_regions(
+    lines: list[Line], regions: list[Region], width: float, words: list[dict[str, Any]], tables: list[Table]
+) -> tuple[list[Line], dict[int, Heading]]:
+    """The page's lines as the layout model reads it: headers and footers dropped, in the regions' reading order,
+    the titles as headings; the tables of its table regions (from `words`) appended to `tables`."""
+    order = {id(region): k for k, region in enumerate(reading_order(regions, width))}
+    for region in regions:
+        if (
+            region.kind == "table"
+            and not any(_within(region.box, t.box) for t in tables)
+            and (table := words_table(words, region.box)) is not None
+        ):
+            tables.append(table)
+    kept: list[tuple[int, int, Line]] = []
+    titles: dict[int, Heading] = {}
+    rank_before = -1
+    for position, line in enumerate(lines):
+        region = region_of(line.box, regions)
+        if region is not None and region.kind in ("header", "footer"):
+            continue
+        if any(_within(line.box, t.box) for t in tables):
+            continue
+        rank_before = order[id(region)] if region is not None else rank_before  # outside all: with the one before
+        if region is not None and region.kind == "title":
+            titles[id(line)] = Heading(line.text, rank(line))
+        kept.append((rank_before, position, line))
+    kept.sort(key=lambda item: (item[0], item[1]))
+    return [line for _, _, line in kept], titles
+
+
+def _rows(lines: list[Line]) -> list[Line]:
+    """OCR's text boxes without a layout: rows top to bottom (boxes whose middles are within half a box's height
+    are one row), each row left to right."""
+    rows: list[list[Line]] = []
+    for line in sorted(lines, key=lambda line: (line.box[1] + line.box[3]) / 2):
+        middle = (line.box[1] + line.box[3]) / 2
+        if rows and abs(middle - (rows[-1][0].box[1] + rows[-1][0].box[3]) / 2) <= 0.5 * min(
+            line.height, rows[-1][0].height
+        ):
+            rows[-1].append(line)
+        else:
+            rows.append([line])
+    return [line for row in rows for line in sorted(row, key=lambda line: line.box[0])]
 
 
 def _tables(page: pdfium.PdfPage, path: Path, index: int) -> list[Table]:

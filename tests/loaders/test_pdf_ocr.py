@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from pypdf import PdfReader, PdfWriter
 
 from loaders import ocr
 from loaders.errors import LoadError
-from loaders.options import OcrMode
+from loaders.options import LayoutMode, OcrMode
 from loaders.pdf import PdfFileLoader
 from loaders.positions import LINE_BOXES
 from tests.loaders.ocr_pages import image_pdf, render, text_pdf
@@ -41,10 +42,17 @@ def load(path: Path, ocr_mode: OcrMode, **kwargs: object) -> list[Document]:
 
 
 def test_auto_reads_every_page_of_a_scanned_pdf(scanned: Path) -> None:
-    docs = load(scanned, OcrMode.AUTO)
-    assert [d.metadata for d in docs] == [{"page": n, "start_index": 0, "ocr": True} for n in (1, 2, 3)]
-    assert [d.page_content for d in docs] == ["\n".join(lines) for lines in SCANNED]
+    docs = load(scanned, OcrMode.AUTO)  # the layout model reads OCR'd pages too (LayoutMode.AUTO)
+    assert [(d.metadata["page"], d.metadata["start_index"], d.metadata["ocr"]) for d in docs] == [
+        (n, 0, True) for n in (1, 2, 3)
+    ]
+    # The OCR's lines go through the text rules: the same words, lines of a paragraph joined.
+    assert [re.sub(r"\s+", "", d.page_content) for d in docs] == ["".join("".join(lines).split()) for lines in SCANNED]
     assert "第三页：光学字符识别。" in docs[2].page_content
+    for doc in docs:  # and each line keeps its box, in points on the page
+        assert all(
+            0 <= x0 < x1 <= 612 and 0 <= top < bottom <= 842 for *_, x0, top, x1, bottom in doc.metadata[LINE_BOXES]
+        )
 
 
 def test_never_says_to_turn_ocr_on(scanned: Path) -> None:
@@ -57,7 +65,7 @@ def test_auto_reads_only_the_page_without_text(mixed: Path) -> None:
     assert first.metadata.keys() == {"page", "start_index", LINE_BOXES}  # the text layer, no "ocr"
     assert (first.metadata["page"], first.metadata["start_index"]) == (1, 0)
     assert first.page_content == " ".join(TEXT_LAYER)  # the lines of a paragraph joined
-    assert second.metadata == {"page": 2, "start_index": 0, "ocr": True}
+    assert (second.metadata["page"], second.metadata["start_index"], second.metadata["ocr"]) == (2, 0, True)
     assert second.page_content == SCANNED[1][0]
 
 
@@ -83,7 +91,7 @@ def test_blank_pages_are_not_worth_ocr(tmp_path: Path, monkeypatch: pytest.Monke
     writer.add_blank_page(width=595, height=842)
     path = tmp_path / "blank.pdf"
     writer.write(path)
-    monkeypatch.setattr(ocr, "recognise", pytest.fail)  # a blank render never reaches the engine
+    monkeypatch.setattr(ocr, "recognise_boxes", pytest.fail)  # a blank render never reaches the engine
     with pytest.raises(LoadError, match=r"^no text found, not even by OCR$"):
         load(path, OcrMode.AUTO)
 
@@ -93,13 +101,13 @@ def fake_ocr(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
     """Replaces the engine: each call returns "ocr <n>" and records the rendered size; the third call fails."""
     sizes: list[tuple[int, int]] = []
 
-    def recognise(image: Image.Image) -> str:
+    def recognise(image: Image.Image) -> list[tuple[tuple[float, float, float, float], str]]:
         sizes.append(image.size)
         if len(sizes) == 3:
             raise RuntimeError("onnxruntime\nfailed")
-        return f"ocr {len(sizes)}"
+        return [((10, 10, 200, 40), f"ocr {len(sizes)}")]
 
-    monkeypatch.setattr(ocr, "recognise", recognise)
+    monkeypatch.setattr(ocr, "recognise_boxes", recognise)
     return sizes
 
 
@@ -112,13 +120,13 @@ def test_a_scrap_of_text_over_an_image_is_ocrd_but_a_short_text_page_is_not(
     writer.append(stamp)  # a page of text only, as short
     path = tmp_path / "stamped.pdf"
     writer.write(path)
-    docs = load(path, OcrMode.AUTO)
+    docs = load(path, OcrMode.AUTO, layout=LayoutMode.OFF)
     assert [(d.page_content, d.metadata.get("ocr")) for d in docs] == [("ocr 1", True), ("Page 7", None)]
 
 
 def test_a_page_whose_ocr_fails_is_handed_over(scanned: Path, fake_ocr: list[tuple[int, int]]) -> None:
     failures: list[LoadError] = []
-    docs = load(scanned, OcrMode.AUTO, on_page_error=failures.append)
+    docs = load(scanned, OcrMode.AUTO, on_page_error=failures.append, layout=LayoutMode.OFF)
     assert [(d.metadata["page"], d.page_content) for d in docs] == [(1, "ocr 1"), (2, "ocr 2")]
     assert [(f.page, str(f)) for f in failures] == [(3, "OCR failed: onnxruntime failed")]
     # Rendered at 200 dpi: pages saved from images at 200 dpi come back at their pixel size (PDFium rounds up).
@@ -132,7 +140,7 @@ def test_a_poster_is_rendered_no_larger_than_ocr_needs(tmp_path: Path, fake_ocr:
     image.paste(0, (10, 10, 50, 50))  # something on it, or the blank check would skip it
     path = tmp_path / "poster.pdf"
     image.save(path, resolution=2)  # 200 x 100 inches
-    load(path, OcrMode.AUTO)
+    load(path, OcrMode.AUTO, layout=LayoutMode.OFF)
     assert max(fake_ocr[0]) in (2 * ocr.MAX_SIDE, 2 * ocr.MAX_SIDE + 1)
 
 
@@ -148,7 +156,7 @@ def test_pages_are_read_two_at_a_time_and_come_out_in_order(four_scans: Path, mo
     lock = threading.Lock()
     running, peak = 0, 0
 
-    def recognise(image: Image.Image) -> str:
+    def recognise(image: Image.Image) -> list[tuple[tuple[float, float, float, float], str]]:
         nonlocal running, peak
         number = (image.width - 500) // 100
         with lock:
@@ -160,10 +168,10 @@ def test_pages_are_read_two_at_a_time_and_come_out_in_order(four_scans: Path, mo
             assert second_started.wait(timeout=30)
         with lock:
             running -= 1
-        return f"page {number}"
+        return [((10, 10, 200, 40), f"page {number}")]
 
-    monkeypatch.setattr(ocr, "recognise", recognise)
-    docs = load(four_scans, OcrMode.AUTO)
+    monkeypatch.setattr(ocr, "recognise_boxes", recognise)
+    docs = load(four_scans, OcrMode.AUTO, layout=LayoutMode.OFF)
     assert [(d.metadata["page"], d.page_content) for d in docs] == [(n, f"page {n}") for n in (1, 2, 3, 4)]
     assert peak == 2
 
