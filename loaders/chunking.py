@@ -34,6 +34,7 @@ Positions (``metadata["line_boxes"]``, written by the PDF loader, see :mod:`load
 
 from __future__ import annotations
 
+import json
 import re
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator
@@ -182,6 +183,8 @@ class Chunker:
         text = doc.page_content
         base = int(doc.metadata.get("start_index") or 0)
         lines = doc.metadata.get(LINE_BOXES)
+        if isinstance(lines, str):
+            lines = json.loads(lines)  # once per Document, not per chunk
         fields = {key: value for key, value in doc.metadata.items() if key != LINE_BOXES}
         chunks = []
         for start, end, tokens in self._spans(text, _levels(doc.metadata.get("language"))):

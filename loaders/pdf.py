@@ -153,9 +153,12 @@ class PdfFileLoader(BaseLoader):
         docs: list[Document] = []
         if self.ocr is not OcrMode.ALWAYS:  # ALWAYS ignores the text layer: do not pay for reading it
             try:
+                text = ""
                 if layer is not None and layer.has(number):
                     docs, text = layer.documents(number), layer.text(number)
-                else:  # PDFium could not read this page (or the file): pypdf's plain text, as it comes
+                if not text.strip():
+                    # PDFium could not read this page (or the file), or shows no text on it: pypdf's plain text,
+                    # as it comes (a damaged content stream PDFium skips in silence is an error to report here).
                     text = page.extract_text().translate(CLEANUP)
                     docs = [doc] if (doc := _document(text, number)) is not None else []
             except Exception as err:  # one broken page (bad font, bad stream) must not cost the others

@@ -21,7 +21,7 @@ from loaders.pdf_layout import Region, page_regions, reading_order, region_of
 from loaders.pdf_sections import Heading, OutlineEntry, Trail, looks_like_heading, outline, outline_headings, rank
 from loaders.pdf_tables import Table, glyph_words, page_tables, words_table
 from loaders.pdf_text import Box, Line, page_chars, page_lines
-from loaders.positions import BOXES, LINE_BOXES, LineBox, box_json
+from loaders.positions import BOXES, LINE_BOXES, LineBox, box_json, line_boxes_json
 from loaders.tables import table_document
 
 if TYPE_CHECKING:
@@ -73,6 +73,12 @@ class TextLayer:
             pdf = pdfium.PdfDocument(path, password=password)
         except Exception as err:  # PDFium's own errors on a file pypdf could open
             logger.warning("%s: layout not read (%s): plain text instead", path, _reason(err))
+            return None
+        if len(pdf) != count:  # the two readers disagree on the page tree: PDFium's page n may not be pypdf's
+            logger.warning(
+                "%s: layout not read (PDFium finds %d pages, not %d): plain text instead", path, len(pdf), count
+            )
+            pdf.close()
             return None
         pages: list[list[Line] | None] = []
         tables: dict[int, list[Table]] = {}
@@ -201,7 +207,7 @@ class TextLayer:
         metadata: dict[str, object] = {"page": number, "start_index": offset, **extra}
         if section := self._trail.section():
             metadata["section"] = section
-        metadata[LINE_BOXES] = boxes
+        metadata[LINE_BOXES] = line_boxes_json(boxes)
         docs.append(Document(page_content=text, metadata=metadata))
         return offset + len(text) + len(_PARAGRAPH)
 

@@ -1,10 +1,10 @@
 """Where a chunk's text stands on its pages: the contract between the PDF loader and the chunker.
 
-A loader that knows where its lines are puts ``metadata[LINE_BOXES]``: one ``(start, end, page, x0, top, x1,
-bottom)`` per line, ``start``/``end`` character offsets in the Document's ``page_content``, the box in PDF points
-from the page's top-left corner. The chunker removes it and gives each chunk ``boxes``: the union of the boxes of
-the lines its text meets, one per page, as a compact JSON string (Chroma's metadata takes only str, int, float
-and bool): ``[[page, x0, top, x1, bottom], ...]``.
+A loader that knows where its lines are puts ``metadata[LINE_BOXES]``: a JSON string (metadata stays str, int,
+float and bool everywhere) of one ``[start, end, page, x0, top, x1, bottom]`` per line, ``start``/``end``
+character offsets in the Document's ``page_content``, the box in PDF points from the page's top-left corner. The
+chunker removes it and gives each chunk ``boxes``: the union of the boxes of the lines its text meets, one per
+page, as a compact JSON string as well: ``[[page, x0, top, x1, bottom], ...]``.
 
 >>> chunk_boxes([(0, 5, 1, 10, 20, 100, 30), (6, 11, 1, 10, 32, 90, 42), (12, 20, 2, 5, 5, 50, 15)], 3, 8)
 '[[1,10,20,100,42]]'
@@ -23,10 +23,19 @@ BOXES = "boxes"
 LineBox = tuple[int, int, int, float, float, float, float]
 
 
-def chunk_boxes(lines: Sequence[LineBox], start: int, end: int) -> str | None:
-    """The boxes of the text ``[start, end)``, per page (see the module docstring); None if no line is in it."""
+def line_boxes_json(lines: Sequence[LineBox]) -> str:
+    """``metadata[LINE_BOXES]`` for these lines."""
+    return json.dumps([[a, b, page, *(round(v, 1) for v in box)] for a, b, page, *box in lines], separators=(",", ":"))
+
+
+def chunk_boxes(lines: str | Sequence[Sequence[float]], start: int, end: int) -> str | None:
+    """The boxes of the text ``[start, end)``, per page (see the module docstring); None if no line is in it.
+    `lines` is ``metadata[LINE_BOXES]`` (its JSON string, or the list it holds)."""
+    if isinstance(lines, str):
+        lines = json.loads(lines)
     pages: dict[int, list[float]] = {}
     for first, stop, page, x0, top, x1, bottom in lines:
+        page = int(page)
         if first >= end or stop <= start:
             continue
         box = pages.get(page)

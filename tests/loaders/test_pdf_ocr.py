@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from pathlib import Path
@@ -51,7 +52,8 @@ def test_auto_reads_every_page_of_a_scanned_pdf(scanned: Path) -> None:
     assert "第三页：光学字符识别。" in docs[2].page_content
     for doc in docs:  # and each line keeps its box, in points on the page
         assert all(
-            0 <= x0 < x1 <= 612 and 0 <= top < bottom <= 842 for *_, x0, top, x1, bottom in doc.metadata[LINE_BOXES]
+            0 <= x0 < x1 <= 612 and 0 <= top < bottom <= 842
+            for *_, x0, top, x1, bottom in json.loads(doc.metadata[LINE_BOXES])
         )
 
 
