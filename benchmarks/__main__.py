@@ -16,6 +16,7 @@ BENCHMARKS = (
     ("benchmarks.bench_startup", []),
     ("benchmarks.bench_xlsx", []),
     ("benchmarks.bench_ocr", ["--rounds", "1"]),
+    ("benchmarks.bench_pdf", []),
 )
 
 

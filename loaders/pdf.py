@@ -275,7 +275,7 @@ class _Reading:
         self._pdf: pdfium.PdfDocument | None = None
         self._pool: ThreadPoolExecutor | None = None
         self._workers = ocr.page_workers()
-        self._running: list[Future[str]] = []
+        self._running: list[Future[_Recognised]] = []
 
     def start(self, number: int, *, model: bool) -> Future[_Recognised]:
         """Starts reading page `number` (1-based) as soon as a worker is free; the future's text is "" for a blank

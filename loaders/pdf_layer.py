@@ -238,13 +238,13 @@ def _by_regions(
     titles: dict[int, Heading] = {}
     rank_before = -1
     for position, line in enumerate(lines):
-        region = region_of(line.box, regions)
-        if region is not None and region.kind in ("header", "footer"):
+        holder = region_of(line.box, regions)
+        if holder is not None and holder.kind in ("header", "footer"):
             continue
         if any(_within(line.box, t.box) for t in tables):
             continue
-        rank_before = order[id(region)] if region is not None else rank_before  # outside all: with the one before
-        if region is not None and region.kind == "title":
+        rank_before = order[id(holder)] if holder is not None else rank_before  # outside all: with the one before
+        if holder is not None and holder.kind == "title":
             titles[id(line)] = Heading(line.text, rank(line))
         kept.append((rank_before, position, line))
     kept.sort(key=lambda item: (item[0], item[1]))

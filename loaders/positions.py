@@ -31,11 +31,10 @@ def line_boxes_json(lines: Sequence[LineBox]) -> str:
 def chunk_boxes(lines: str | Sequence[Sequence[float]], start: int, end: int) -> str | None:
     """The boxes of the text ``[start, end)``, per page (see the module docstring); None if no line is in it.
     `lines` is ``metadata[LINE_BOXES]`` (its JSON string, or the list it holds)."""
-    if isinstance(lines, str):
-        lines = json.loads(lines)
+    rows: Sequence[Sequence[float]] = json.loads(lines) if isinstance(lines, str) else lines
     pages: dict[int, list[float]] = {}
-    for first, stop, page, x0, top, x1, bottom in lines:
-        page = int(page)
+    for first, stop, number, x0, top, x1, bottom in rows:
+        page = int(number)
         if first >= end or stop <= start:
             continue
         box = pages.get(page)
