@@ -3,9 +3,9 @@
 Each (reader, file) runs in a fresh process (so its peak RSS is its own, model and libraries included) and reads
 every page of the file: ``PdfFileLoader`` with ``--layout off``, ``auto`` and ``model``, and, for the choice of the
 text engine, pdfplumber's own ``extract_text()`` per page (what loaders.pdf_text would cost on pdfminer instead of
-PDFium) and pypdf's ``extract_text()`` (the reader before PDFium). Times start after the imports. Pages per second are wall-clock, and per
-CPU second beside them: the 2 cores are shared (the load average is printed too), and under load the CPU figure is
-the one that says what the reader costs.
+PDFium) and pypdf's ``extract_text()`` (the reader before PDFium). Times start after the imports. Pages per
+second are wall-clock, and per CPU second beside them: the 2 cores are shared (the load average is printed too),
+and under load the CPU figure is the one that says what the reader costs.
 
     python -m benchmarks.bench_pdf                     # about 5 minutes on 2 busy cores (model: ~1 s a page)
     python -m benchmarks.bench_pdf --readers off,auto  # the fast policies only
