@@ -67,12 +67,16 @@ _BLANK_CONTRAST = 32  # grey levels between the darkest and lightest pixel of a 
 
 
 class PdfFileLoader(BaseLoader):
-    """A PDF as one Document per page that has text; metadata ``page`` (1-based) and ``start_index``.
+    """A PDF as Documents of running text, page by page: a new Document at each heading (``section``, the
+    breadcrumb of open headings, from the outline or the headings' look), then the page's tables as table
+    Documents (loaders.tables). Metadata: ``page`` (1-based), ``start_index`` (the Document's offset in its page's
+    text) and ``line_boxes`` (where its lines stand: loaders.positions; the chunker turns it into each chunk's
+    ``boxes``); a table has its ``boxes`` directly.
 
-    ``start_index`` is the offset of the (stripped) content within the page's extracted text. Encrypted files
-    are tried with the empty password, then `password`. A page that cannot be read is skipped and handed to
-    `on_page_error` as a `LoadError` with its ``page`` (default: logged as a warning on "loaders.pdf"); whole-file
-    failures (not a PDF, corrupt, encrypted, no text on any page) raise `LoadError`.
+    Encrypted files are tried with the empty password, then `password`. A page that cannot be read is skipped and
+    handed to `on_page_error` as a `LoadError` with its ``page`` (default: logged as a warning on "loaders.pdf");
+    whole-file failures (not a PDF, corrupt, encrypted, no text on any page) raise `LoadError`. A page (or file)
+    PDFium cannot read is read by pypdf as plain text, with one warning.
 
     `ocr` says which pages are rendered (200 dpi) and read by OCR (see `OcrMode`): with AUTO, a page without a
     text layer, or with a scrap of one (under 20 non-space characters: a scanner's stamp, a page number) over an
