@@ -4,13 +4,16 @@ furniture inside the text, sections, and where each chunk stands on its page."""
 from __future__ import annotations
 
 import json
+import logging
 import re
 from pathlib import Path
 
 import pytest
 from langchain_core.documents import Document
 
+from loaders import pdf_layer
 from loaders.chunking import Chunker, ChunkSpec
+from loaders.options import LayoutMode
 from loaders.pdf import PdfFileLoader
 from loaders.pdf_flow import Vocabulary
 from loaders.pdf_text import Line
@@ -154,3 +157,29 @@ def test_each_chunk_has_the_boxes_of_its_own_lines(read: dict[Path, list[Documen
     # A later chunk's text is in the right column, lower chunks of the left column are below the first.
     assert any(x0 > 300 for x0, *_ in boxes)
     assert boxes[1][1] > boxes[0][1]
+
+
+@pytest.mark.slow  # the layout model: about a second a page
+def test_the_layout_model_reads_the_columns_in_order_too() -> None:
+    docs = list(PdfFileLoader(MULTICOLUMN, layout=LayoutMode.MODEL).lazy_load())
+    text = _text(docs)
+    assert "Vivamus viverra fermentum felis. Donec nonummy pellentesque ante. Phasellus adipiscing" in text
+    assert "consectetuer adipiscing elit" in text
+    for doc in docs:
+        for paragraph in doc.page_content.split("\n\n"):
+            assert not re.fullmatch(r"\d+", paragraph)
+
+
+def test_a_failing_layout_model_leaves_the_page_to_the_text_rules_with_one_warning(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(page: object) -> list[object]:
+        raise RuntimeError("onnxruntime: no")
+
+    monkeypatch.setattr(pdf_layer, "page_regions", broken)
+    with caplog.at_level(logging.WARNING, logger="loaders.pdf"):
+        docs = list(PdfFileLoader(MULTICOLUMN, layout=LayoutMode.MODEL).lazy_load())
+    assert sorted({doc.metadata["page"] for doc in docs}) == [1, 2, 3]
+    assert _text(docs) == _text(list(PdfFileLoader(MULTICOLUMN, layout=LayoutMode.OFF).lazy_load()))
+    (record,) = [r for r in caplog.records if r.name == "loaders.pdf"]
+    assert "layout model failed on page(s) 1, 2, 3: read by the text rules" in record.getMessage()
