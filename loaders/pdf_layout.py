@@ -6,8 +6,9 @@ What the loader takes from it (loaders.pdf_layer): lines in ``header``/``footer`
 and the lines are read region by region in column order (:func:`reading_order`). The text itself still comes from
 the text layer (or the OCR): the model only says what the text is and in which order it goes.
 
-Cost: 0.5-0.9 s a page on this 2-core machine (benchmarks/bench_pdf.py), against a few milliseconds for the text
-rules: see loaders.options.LayoutMode for when it runs. The engine is created once per process, on first use,
+Cost: about 0.28 CPU seconds a page, 1 page a second on the busy 2 cores, and 240 MB more peak memory
+(benchmarks/bench_pdf.py), against 15-20 CPU milliseconds for the text rules: see loaders.options.LayoutMode for
+when it runs. The engine is created once per process, on first use,
 with one onnxruntime thread (pages are read one per core, like OCR's).
 """
 

@@ -1,7 +1,8 @@
 """A PDF page's text lines from its glyph positions (PDFium's text page), each with its box, size and weight.
 
 Why PDFium (pypdfium2, already a dependency for rendering) and not pdfplumber/pdfminer or pypdf: measured on the
-shared samples (benchmarks/bench_pdf.py), PDFium reads 100-160 pages/s where pdfplumber's layout reads 2-6;
+shared samples (benchmarks/bench_pdf.py, docs/benchmarks.md), the whole PDF loader on PDFium (these lines, the
+rules, the tables) reads 58-70 pages per CPU second, pdfplumber's ``extract_text()`` alone 8 and pypdf's 29;
 PDFium puts a space where glyphs stand apart (the NICS table's "0 2,248 1,135" that pypdf fused to
 "02,2481,135") and breaks lines where the baseline moves, in the order the page draws them, which for the
 typesetters of the samples (LaTeX, Word, InDesign) is column order. pdfplumber stays for what it does best: finding

@@ -135,8 +135,9 @@ class Settings(BaseSettings):
         OcrMode.AUTO,
         description="Recognise text in images and scanned PDF pages: auto (pages without text), always, never.",
     )
-    # Auto by default: the layout model costs 0.5-0.9 s a page, the text rules read born-digital PDFs at 20-60
-    # pages/s and get the shared samples' order, tables and headings right (docs/benchmarks.md, PDF).
+    # Auto by default: with the model on every page the shared PDFs read at 1 page/s (3.6 per CPU second); the text
+    # rules read them at 17-24 pages/s (58-70 per CPU second) and get their order, tables and headings right
+    # (docs/benchmarks.md, PDF).
     layout: LayoutMode = Field(
         LayoutMode.AUTO,
         description="PDF layout model (headers, titles, tables, column order): auto (OCR'd pages), model (every page), "
