@@ -20,6 +20,15 @@ from pathlib import Path
 from loaders.errors import Problem, os_cause
 from loaders.registry import SUPPORTED_EXTENSIONS
 
+#: The user's fields for one file (``report.pdf.meta.json`` beside ``report.pdf``) and for a folder's files: read
+#: by the ingest (:mod:`pipelines.ingestion.sidecars`), never indexed as documents themselves.
+SIDECAR_SUFFIX = ".meta.json"
+FOLDER_SIDECAR = "qwen-rag.meta.yaml"
+
+
+def is_sidecar(name: str) -> bool:
+    return name.endswith(SIDECAR_SUFFIX) or name == FOLDER_SIDECAR
+
 
 @dataclass(frozen=True)
 class SourceFile:
@@ -79,7 +88,7 @@ def walk(
         for item in walk([Path("docs")], exclude=["drafts/**"]):
             print(item.source if isinstance(item, SourceFile) else f"skipped {item.source}: {item.cause}")
     """
-    filters = _Filters(tuple(map(_glob, include)), tuple(map(_glob, exclude)))
+    filters = _Filters(tuple(map(glob_regex, include)), tuple(map(glob_regex, exclude)))
     for root in roots:
         yield from _RootWalk(Path(root), filters).run()
 
@@ -94,7 +103,7 @@ class _Filters:
         return _matches(self.exclude, folder)
 
     def accepts(self, source: str) -> bool:
-        if posixpath.splitext(source)[1].lower() not in SUPPORTED_EXTENSIONS:
+        if posixpath.splitext(source)[1].lower() not in SUPPORTED_EXTENSIONS or is_sidecar(posixpath.basename(source)):
             return False
         if self.include and not _matches(self.include, source):
             return False
@@ -110,8 +119,8 @@ def _matches(patterns: tuple[re.Pattern[str], ...], source: str) -> bool:
     return any(pattern.fullmatch(prefix) for pattern in patterns for prefix in prefixes)
 
 
-def _glob(pattern: str) -> re.Pattern[str]:
-    """Translate a glob into a regex over posix paths (see `walk` for the rules)."""
+def glob_regex(pattern: str) -> re.Pattern[str]:
+    """Translate a glob into a regex over posix paths (see `walk` for the rules; the folder sidecars use the same)."""
     pattern = pattern.strip().rstrip("/").removeprefix("./")
     anchored = "/" in pattern  # a leading "/" anchors at the root too
     pattern = pattern.lstrip("/")

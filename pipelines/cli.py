@@ -29,11 +29,15 @@ def _click_type(annotation: Any) -> tuple[Any, bool]:
     args = [a for a in typing.get_args(annotation) if a is not type(None)]
     origin = typing.get_origin(annotation)
     if origin is typing.Annotated:
+        if typing.get_origin(args[0]) is dict:  # fields as repeated KEY=VALUE (--meta, --filter)
+            return str, True
         return _click_type(args[0])
     if origin in (typing.Union, types.UnionType):
         return _click_type(args[0])
     if origin is list:
         return _click_type(args[0])[0], True
+    if origin is dict:  # a JSON object (--where)
+        return str, False
     if isinstance(annotation, type) and issubclass(annotation, Enum):
         return click.Choice([m.value for m in annotation]), False
     if annotation is SecretStr:
@@ -127,6 +131,7 @@ def main(debug: bool) -> None:
     "ocr",
     "layout",
     "file_timeout",
+    "meta",
     "on_mismatch",
 )
 @click.option("--full", is_flag=True, help="Rebuild the collection from scratch.")
@@ -182,7 +187,7 @@ def _print_ingest(summary: dict[str, Any], as_json: bool) -> None:
     s = summary
     click.echo(
         f"{s['files']} files: {s['added']} added, {s['updated']} updated, {s['unchanged']} unchanged, "
-        f"{s['deleted']} deleted, {s['failed']} failed"
+        f"{s['deleted']} deleted, {s['failed']} failed" + (f", {s['retagged']} re-tagged" if s["retagged"] else "")
     )
     click.echo(
         f"chunks: {s['chunks_written']} written ({s['chunks_reused']} reused vectors), {s['chunks_deleted']} deleted; "

@@ -11,14 +11,16 @@ Every CLI flag is a field here; every field can also be set by the environment v
 
 from __future__ import annotations
 
+import json
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from loaders.options import LayoutMode, OcrMode
+from pipelines.store.fields import FieldValue, check, pairs, values
 
 
 class OnMismatch(StrEnum):
@@ -72,6 +74,8 @@ SEARCH_FIELDS = (
     "file_type",
     "page_from",
     "page_to",
+    "where",
+    "filter",
 )
 
 
@@ -79,6 +83,14 @@ def _split_commas(value: object) -> object:
     """Let list fields come from the environment as ``a,b,c``."""
     if isinstance(value, str):
         return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+def _fields(value: object, name: str) -> object:
+    """``KEY=VALUE`` strings (repeated flags, or ``a=1,b=2`` from the environment), or a mapping."""
+    value = _split_commas(value)
+    if isinstance(value, list | tuple):
+        return pairs(value, name)
     return value
 
 
@@ -146,6 +158,11 @@ class Settings(BaseSettings):
     file_timeout: float = Field(
         600.0, gt=0, description="Seconds one file may take to parse before it is skipped and reported."
     )
+    meta: Annotated[dict[str, FieldValue], NoDecode] = Field(
+        default_factory=dict,
+        description="Your own field on every file of this ingest, KEY=VALUE (repeatable; 2024 and true are typed); "
+        "sidecars (NAME.meta.json, qwen-rag.meta.yaml) win over it.",
+    )
 
     # retrieval
     k: int = Field(4, ge=1, le=1000, description="Number of passages to return.")
@@ -184,12 +201,50 @@ class Settings(BaseSettings):
     file_type: str | None = Field(None, description="Only passages of this file type (pdf, markdown, code...).")
     page_from: int | None = Field(None, ge=1, description="Only PDF passages from this page on.")
     page_to: int | None = Field(None, ge=1, description="Only PDF passages up to this page.")
+    where: dict[str, Any] | None = Field(
+        None, description='Only passages matching this Chroma where filter (JSON), e.g. {"year": {"$gte": 2024}}.'
+    )
+    filter: Annotated[dict[str, FieldValue], NoDecode] = Field(
+        default_factory=dict,
+        description="Only passages whose FIELD equals VALUE, FIELD=VALUE (repeatable: all must hold; 2024 and true "
+        "are typed).",
+    )
     rerank_url: str | None = Field(
         None, description="Reranker: SGLang /v1/rerank or /rerank server URL, or a model dir."
     )
     rerank_model: str | None = Field(None, description="Model name sent to the reranker.")
 
     _split = field_validator("embeddings_url", "include", "exclude", mode="before")(_split_commas)
+
+    @field_validator("meta", mode="before")
+    @classmethod
+    def _meta_pairs(cls, value: object) -> object:
+        found = _fields(value, "meta")
+        return check(found, "meta") if isinstance(found, dict) else found
+
+    @field_validator("filter", mode="before")
+    @classmethod
+    def _filter_pairs(cls, value: object) -> object:
+        found = _fields(value, "filter")
+        return values(found, "filter") if isinstance(found, dict) else found
+
+    @field_validator("where", mode="before")
+    @classmethod
+    def _where_json(cls, value: object) -> object:
+        """A where from the command line or the environment is JSON text; Chroma's own check names what is wrong."""
+        from chromadb.api.types import validate_where
+
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except ValueError as error:
+                raise ValueError(f"not JSON: {error}") from None
+        if value is None or value == {}:
+            return None
+        if not isinstance(value, dict):
+            raise ValueError("a where filter is a JSON object")
+        validate_where(value)
+        return value
 
     @model_validator(mode="after")
     def _overlap_below_size(self) -> Settings:

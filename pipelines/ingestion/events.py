@@ -20,7 +20,8 @@ import numpy as np
 
 from loaders import Problem
 
-Metadata = dict[str, str | int | float | bool]
+#: A chunk's metadata on its way to Chroma; None removes a key from a stored chunk of the same id.
+Metadata = dict[str, str | int | float | bool | None]
 #: A file as the store knows it: (root, source).
 FileKey = tuple[str, str]
 

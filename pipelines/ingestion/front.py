@@ -34,7 +34,18 @@ from pipelines.embeddings import Provider
 from pipelines.errors import EmbeddingServerError
 from pipelines.ingestion.events import Batch, Chunk, End, Event, FileRead, Metadata, PageSkipped, ServerGaveUp
 from pipelines.ingestion.plan import Job
-from pipelines.store.records import CHUNK_HASH, CHUNKER, FILE_HASH, POSITION, ROOT, SOURCE, TOTAL, chunk_hash, chunk_id
+from pipelines.store.records import (
+    CHUNK_HASH,
+    CHUNKER,
+    FILE_HASH,
+    POSITION,
+    ROOT,
+    SOURCE,
+    TOTAL,
+    chunk_hash,
+    chunk_id,
+    tagged,
+)
 
 
 class Semaphore(Protocol):
@@ -172,12 +183,18 @@ class Front:
         put(End(emitted))
 
     def chunks(self, job: Job, docs: Iterable[Document]) -> Iterator[Chunk]:
-        """The chunks of one file's Documents, with the metadata that makes the store its own record."""
+        """The chunks of one file's Documents, with the user's fields (over the file's own properties) and the
+        metadata that makes the store its own record."""
         root, source = job.key
         stored = job.stored()
+        fields, dropped = tagged(job.fields), job.dropped
         for position, doc in enumerate(self.chunker.split_many(docs)):
             text_hash = chunk_hash(doc.page_content)
             meta: Metadata = {k: v for k, v in doc.metadata.items() if isinstance(v, str | int | float | bool)}
+            # A stored chunk with the same id keeps the keys this upsert leaves out: fields the file no longer has
+            # are set to None, which Chroma drops.
+            meta.update({name: None for name in dropped if name not in meta})
+            meta.update(fields)
             meta.update(
                 {
                     ROOT: root,

@@ -27,6 +27,7 @@ class IngestReport:
     added: int = 0  # new files indexed
     updated: int = 0  # changed (or unfinished) files re-indexed
     unchanged: int = 0
+    retagged: int = 0  # files whose own fields alone changed: their chunks' metadata re-written, nothing embedded
     deleted: int = 0  # files gone from the roots whose chunks were removed
     failed: int = 0  # files that could not be (fully) indexed: see problems
     chunks_written: int = 0

@@ -8,7 +8,9 @@ ahead with ``concurrency`` embedding requests in flight while this thread writes
 between the two, so memory stays flat however large the corpus.
 
 Incremental by construction (see :mod:`pipelines.store.records`): an unchanged file costs no request and no write; a
-changed file reuses the vectors of chunks whose text it still has; a file gone from a root loses its chunks.
+changed file reuses the vectors of chunks whose text it still has; a file whose own fields alone changed (``--meta``,
+sidecars: :mod:`pipelines.ingestion.sidecars`) has its chunks' metadata re-written, unread and unembedded; a file gone
+from a root loses its chunks.
 
 >>> from pipelines import ingest, Settings
 >>> report = ingest(["data/samples"], Settings(store="/tmp/qwen-rag-doc"))     # doctest: +SKIP
@@ -38,10 +40,11 @@ from pipelines.ingestion.front import Front, embed_batch
 from pipelines.ingestion.plan import Job, plan
 from pipelines.ingestion.report import IngestAborted, IngestReport
 from pipelines.ingestion.running import Running
+from pipelines.ingestion.sidecars import Sidecars
 from pipelines.retrieve.lexical_sync import index_dir, sync_bm25
 from pipelines.settings import Settings, Workers
 from pipelines.store.chroma import TASK_KEY, IndexSignature, Store, open_store
-from pipelines.store.records import POSITION, SOURCE, TOTAL, FileRecord, read_records
+from pipelines.store.records import POSITION, SOURCE, TOTAL, FileRecord, read_records, tagged
 
 __all__ = ["WRITE_BATCH", "Ingest", "IngestAborted", "IngestReport", "ingest"]
 
@@ -119,10 +122,12 @@ class Ingest:
                 # The collection remembers its query instruction, so every later query uses it by default.
                 collection.modify(metadata={**(collection.metadata or {}), TASK_KEY: self.settings.task})
             records = read_records(self.store, collection, (str(r) for r in roots))
-            todo = plan(walk(roots, self.settings.include, self.settings.exclude), roots, records, self.chunker_id)
+            found = walk(roots, self.settings.include, self.settings.exclude)
+            todo = plan(found, roots, records, self.chunker_id, Sidecars(self.settings.meta).fields)
             report.files, report.unchanged, report.failed = todo.files, todo.unchanged, todo.unreadable
             report.problems.extend(todo.problems)
             self._delete_gone(collection, todo.gone, report)
+            self._retag(collection, todo.retag, report)
             try:
                 self._pipeline(collection, todo.jobs, report)
                 if (report.chunks_written or report.chunks_deleted) and index_dir(self.store, collection.name).exists():
@@ -139,6 +144,14 @@ class Ingest:
             self.store.delete(collection, list(record.ids))
             report.deleted += 1
             report.chunks_deleted += len(record.ids)
+
+    def _retag(self, collection: Collection, jobs: list[Job], report: IngestReport) -> None:
+        """Files whose fields alone changed: their chunks' metadata is re-written in place. A run cut short leaves
+        chunks with the old digest, so the next run re-tags the file again."""
+        for job in jobs:
+            metadata = {**dict.fromkeys(job.dropped), **tagged(job.fields)}
+            self.store.update_metadata(collection, sorted(job.record.ids if job.record else ()), metadata)
+            report.retagged += 1
 
     # -- the staged pipeline --------------------------------------------------------------------------------
 

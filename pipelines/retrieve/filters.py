@@ -1,11 +1,17 @@
-"""Metadata filters as a Chroma ``where``: file type, page range, and a glob over sources (Chroma cannot match
-globs itself, so a glob becomes the list of the collection's sources it matches).
+"""Metadata filters as one Chroma ``where``: file type, page range, a glob over sources (Chroma cannot match globs
+itself, so a glob becomes the list of the collection's sources it matches), ``filter`` (FIELD=VALUE on any field,
+the user's own included) and ``where`` (Chroma's own JSON), all of which must hold.
+
+Every mode filters with it: dense passes it to Chroma's query, BM25 scores only the chunks Chroma finds for it
+(the retriever's ``_allowed_ids``), so a filter never makes a search come back short of k while k chunks match.
 
 >>> from pipelines.settings import Settings
 >>> where(Settings(file_type="pdf", page_from=2), lambda: [])
 {'$and': [{'file_type': 'pdf'}, {'page': {'$gte': 2}}]}
 >>> where(Settings(source="*.md"), lambda: ["a.md", "b.txt"])
 {'source': {'$in': ['a.md']}}
+>>> where(Settings(filter=["department=hr"], where={"year": {"$gte": 2024}}), lambda: [])
+{'$and': [{'department': 'hr'}, {'year': {'$gte': 2024}}]}
 """
 
 from __future__ import annotations
@@ -32,6 +38,10 @@ def where(options: Settings, sources: Callable[[], list[str]]) -> dict[str, Any]
         matching = [src for src in sources() if fnmatch.fnmatchcase(src, options.source)]
         # No match must match nothing, not everything.
         clauses.append({SOURCE: {"$in": matching or ["\x00none"]}})
+    clauses.extend({name: value} for name, value in options.filter.items())
+    if options.where:
+        clauses.append(options.where)
     if not clauses:
         return None
     return clauses[0] if len(clauses) == 1 else {"$and": clauses}
+

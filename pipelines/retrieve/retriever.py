@@ -6,6 +6,8 @@ mode's score is).
 
 Options (k, mode, fusion, filters, MMR, rerank, task) come from the settings, and can be overridden per retriever
 (``search_kwargs``) or per call, as LangChain retrievers allow: ``retriever.invoke(query, k=3, mode="bm25")``.
+Filters hold in every mode, on any field (the user's own from ``--meta`` and sidecars included):
+``retriever.invoke(query, filter={"department": "hr"}, where={"year": {"$gte": 2024}})``.
 One retriever serves many calls: it keeps its embedding provider, its reranker and its BM25 index warm.
 
 >>> from pipelines import build_retriever, Settings

@@ -114,9 +114,10 @@ class Store:
         ids: Sequence[str],
         vectors: Sequence[Sequence[float]] | np.ndarray,
         texts: Sequence[str],
-        metadatas: Sequence[Mapping[str, str | int | float | bool]],
+        metadatas: Sequence[Mapping[str, str | int | float | bool | None]],
     ) -> None:
-        """Write in batches below the client's limit (langchain-chroma's ``add_texts`` does not)."""
+        """Write in batches below the client's limit (langchain-chroma's ``add_texts`` does not). A stored record's
+        metadata is merged with the new one (a key set to None is removed), as Chroma's upsert does."""
         step = self.max_batch()
         for start in range(0, len(ids), step):
             end = start + step
@@ -126,6 +127,15 @@ class Store:
                 documents=list(texts[start:end]),
                 metadatas=[dict(m) for m in metadatas[start:end]],
             )
+
+    def update_metadata(
+        self, collection: Collection, ids: Sequence[str], metadata: Mapping[str, str | int | float | bool | None]
+    ) -> None:
+        """Merge ``metadata`` into each of the records ``ids`` (None removes a key); vectors and texts stay."""
+        step = self.max_batch()
+        for start in range(0, len(ids), step):
+            batch = list(ids[start : start + step])
+            collection.update(ids=batch, metadatas=[dict(metadata) for _ in batch])
 
     def delete(self, collection: Collection, ids: Sequence[str]) -> None:
         step = self.max_batch()
