@@ -26,7 +26,8 @@ How the text is read, and why:
   Neutral English labels, as the rest of the metadata; the body's own text decides the language of a chunk.
 
 ``start_index`` is the offset of a Document's text in the file's rendered text: all its Documents' texts, in
-order, joined by blank lines.
+order, joined by blank lines. Every Document carries the file's core properties that are set: ``title``, ``author``,
+``created``, ``modified`` (`loaders.properties`).
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from lxml import etree
 from loaders.archive import open_zip
 from loaders.errors import LoadError, one_line
 from loaders.options import ReadOptions
+from loaders.properties import properties
 from loaders.tables import table_document
 
 HEADERS_AND_FOOTERS = "headers and footers"
@@ -98,6 +100,7 @@ class DocxFileLoader(BaseLoader):
         try:
             document = docx.Document(str(self.path))
             docs = _Reader(document).documents()
+            own = _core_properties(document)
         except (LoadError, OSError):
             raise
         except ValueError as err:
@@ -106,7 +109,15 @@ class DocxFileLoader(BaseLoader):
             raise LoadError(f"corrupt Word file: {_reason(err)}") from err
         if not docs:
             raise LoadError("no text in the Word document")
+        for doc in docs:
+            doc.metadata.update(own)
         return docs
+
+
+def _core_properties(document: WordDocument) -> dict[str, str]:
+    """The file's title, author and dates (its core properties), on every Document."""
+    core = document.core_properties
+    return properties(title=core.title, author=core.author, created=core.created, modified=core.modified)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import posixpath
 import xml.etree.ElementTree as ET
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote
@@ -26,6 +26,7 @@ from loaders.archive import open_zip
 from loaders.errors import LoadError, one_line
 from loaders.html import visible_text
 from loaders.options import ReadOptions
+from loaders.properties import properties
 from loaders.text import decode_bytes
 
 logger = logging.getLogger("loaders.epub")
@@ -36,6 +37,7 @@ MAX_MEMBER = 32 << 20
 _CONTAINER = "META-INF/container.xml"
 _ENCRYPTION = "META-INF/encryption.xml"
 _DC = "{http://purl.org/dc/elements/1.1/}"
+_OPF_EVENT = "{http://www.idpf.org/2007/opf}event"
 _XHTML = frozenset({"application/xhtml+xml", "text/html"})
 _NCX = "application/x-dtbncx+xml"
 # Font obfuscation (IDPF, Adobe) scrambles embedded fonts only; any other algorithm on a chapter is DRM.
@@ -60,6 +62,7 @@ class _Item:
 @dataclass(frozen=True)
 class _Package:
     title: str | None
+    own: dict[str, str]  # the book's properties: title, author, created, modified (`loaders.properties`)
     manifest: dict[str, _Item]  # item id -> item
     spine: list[str]  # item ids in reading order
     ncx: str | None  # the spine's ``toc`` attribute: the EPUB 2 table of contents
@@ -69,8 +72,10 @@ class EpubFileLoader(BaseLoader):
     """An EPUB as one Document per chapter with text, in spine (reading) order.
 
     Metadata: ``page`` (the chapter's 1-based position in the spine), ``start_index`` 0 (a Document is a whole
-    chapter), ``title`` (the book's ``dc:title``, when it has one) and ``section`` (the chapter's name: its
-    table-of-contents label, else its first heading, else its ``<title>``; absent when it has none).
+    chapter), the book's properties where the package has them (``title``: ``dc:title``, ``author``: ``dc:creator``,
+    ``created``: ``dc:date``, ``modified``: ``dcterms:modified``, or EPUB 2's dated events) and ``section`` (the
+    chapter's name: its table-of-contents label, else its first heading, else its ``<title>``; absent when it has
+    none).
 
     Spine items marked ``linear="no"`` (notes, answer keys) are read in their spine position: they are the book's
     text, and keeping the position keeps ``page`` equal to the spine index EPUB tools show. Spine items that
@@ -116,9 +121,7 @@ class EpubFileLoader(BaseLoader):
                 if not text:
                     continue
                 extracted = True
-                metadata: dict[str, str | int] = {"page": page, "start_index": 0}
-                if package.title:
-                    metadata["title"] = package.title
+                metadata: dict[str, str | int] = {"page": page, "start_index": 0, **package.own}
                 # A <title> that only repeats the book's title does not name the chapter.
                 name = toc.get(item.path) or heading or (head_title if head_title != package.title else None)
                 if name:
@@ -157,10 +160,22 @@ def _package(archive: zipfile.ZipFile) -> _Package:
     idrefs = [node.get("idref", "") for node in spine.iterfind("{*}itemref")]
     if not idrefs:
         raise LoadError(f"corrupt EPUB: empty spine in {opf_path}")
-    titles = (" ".join("".join(node.itertext()).split()) for node in opf.iter(f"{_DC}title"))
-    return _Package(
-        title=next((title for title in titles if title), None), manifest=manifest, spine=idrefs, ncx=spine.get("toc")
+    title = _first(opf.iter(f"{_DC}title"))
+    own = properties(title=title, author=_first(opf.iter(f"{_DC}creator")), created=None, modified=None)
+    # EPUB 3 dates the last change in <meta property="dcterms:modified">, EPUB 2 tells its dates apart by opf:event.
+    dates = {node.get(_OPF_EVENT, "date"): _first([node]) for node in opf.iter(f"{_DC}date")}
+    created = dates.get("creation") or dates.get("date") or dates.get("publication")
+    modified = _first(n for n in opf.iterfind(".//{*}meta") if n.get("property") == "dcterms:modified") or dates.get(
+        "modification"
     )
+    own |= properties(title=None, author=None, created=created, modified=modified)
+    return _Package(title=title, own=own, manifest=manifest, spine=idrefs, ncx=spine.get("toc"))
+
+
+def _first(nodes: Iterable[ET.Element]) -> str | None:
+    """The first non-empty text among ``nodes``, whitespace collapsed."""
+    texts = (" ".join("".join(node.itertext()).split()) for node in nodes)
+    return next((text for text in texts if text), None)
 
 
 def _chapter_item(package: _Package, idref: str) -> _Item | None:

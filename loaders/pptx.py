@@ -15,10 +15,12 @@ How a slide is read, and why:
   pictures, and the layouts' and masters' text.
 
 A slide gives one or more Documents, with ``page`` (the slide's number, from 1), ``title`` (when the slide has
-a title), and ``start_index``: the offset in the slide's rendered text (its Documents' texts joined by blank
-lines). A slide that cannot be read is handed to ``options.on_page_error`` (default: a warning on
-"loaders.pptx") and the other slides are read. python-pptx parses every XML part when it opens the file, so
-malformed XML anywhere fails the whole file ("corrupt PowerPoint file").
+a title), ``start_index`` (the offset in the slide's rendered text: its Documents' texts joined by blank lines), and
+the file's core properties that are set (`loaders.properties`): ``author``, ``created``, ``modified``, and its
+title as ``document_title``, since ``title`` stays the slide's, the nearer citation. A slide that cannot be read is
+handed to ``options.on_page_error`` (default: a warning on "loaders.pptx") and the other slides are read.
+python-pptx parses every XML part when it opens the file, so malformed XML anywhere fails the whole file ("corrupt
+PowerPoint file").
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from pptx.table import Table
 from loaders.archive import open_zip
 from loaders.errors import LoadError, one_line
 from loaders.options import ReadOptions
+from loaders.properties import properties
 from loaders.slides import NOTES_PREFIX, Block, slide_documents
 
 logger = logging.getLogger("loaders.pptx")
@@ -65,7 +68,7 @@ class PptxFileLoader(BaseLoader):
         self.on_page_error = options.on_page_error or self._log_page_error
 
     def lazy_load(self) -> Iterator[Document]:
-        slides = self._slides()
+        slides, own = self._slides()
         failed: LoadError | None = None
         found = False
         for number, slide in enumerate(slides, start=1):
@@ -76,19 +79,26 @@ class PptxFileLoader(BaseLoader):
                 self.on_page_error(failed)
                 continue
             found = found or bool(docs)
+            for doc in docs:
+                doc.metadata.update(own)
             yield from docs
         if not found:
             if failed is not None:
                 raise LoadError(f"no slide could be read ({failed.cause} on slide {failed.page})")
             raise LoadError("no text in the PowerPoint file")
 
-    def _slides(self) -> list[Slide]:
+    def _slides(self) -> tuple[list[Slide], dict[str, str]]:
+        """The slides, and the file's core properties (its title as ``document_title``)."""
         with open_zip(self.path, "PowerPoint") as archive:  # refuses encrypted, legacy, corrupt and bomb files first
             if _CONTENT_TYPES not in archive.namelist():
                 raise LoadError("not a PowerPoint file: a zip archive without a presentation in it")
         try:
             presentation: PresentationObject = Presentation(str(self.path))
-            return list(presentation.slides)
+            core = presentation.core_properties
+            own = properties(title=core.title, author=core.author, created=core.created, modified=core.modified)
+            if "title" in own:
+                own["document_title"] = own.pop("title")
+            return list(presentation.slides), own
         except (LoadError, OSError):
             raise
         except ValueError as err:

@@ -4,7 +4,8 @@ Why not langchain-community's ``UnstructuredExcelLoader``: it needs the unstruct
 sheet as one HTML table in memory. Here openpyxl streams each sheet in read-only mode, one block of rows at a
 time, and the rows become the same table Documents as CSV (`loaders.csv.table_blocks`): the sheet's first non-empty
 row is the header, repeated atop every block; metadata ``sheet`` (its name), ``row_start``/``row_end`` (row
-numbers as Excel shows them) and ``start_index`` (offset in the sheet's blocks joined by newlines).
+numbers as Excel shows them), ``start_index`` (offset in the sheet's blocks joined by newlines) and the workbook's
+core properties that are set: ``title``, ``author``, ``created``, ``modified`` (`loaders.properties`).
 
 What a cell shows:
 
@@ -44,6 +45,7 @@ from openpyxl.worksheet._read_only import ReadOnlyWorksheet
 from loaders.archive import open_zip
 from loaders.errors import LoadError, one_line
 from loaders.options import ReadOptions
+from loaders.properties import properties
 from loaders.tables import BLOCK_ROWS, Merge, sheet_rows, table_blocks
 
 logger = logging.getLogger("loaders.xlsx")
@@ -79,11 +81,13 @@ class XlsxFileLoader(BaseLoader):
     def _sheets(self, archive: zipfile.ZipFile, workbook: Workbook) -> Iterator[Document]:
         failed: LoadError | None = None
         emitted = False
+        core = workbook.properties
+        own = properties(title=core.title, author=core.creator, created=core.created, modified=core.modified)
         for number, name in enumerate(workbook.sheetnames, 1):
             sheet = workbook[name]
             if not isinstance(sheet, ReadOnlyWorksheet):
                 continue  # a chart sheet
-            some, failure = yield from self._sheet(archive, sheet, number)
+            some, failure = yield from self._sheet(archive, sheet, number, own)
             emitted = emitted or some
             if failure is not None:
                 failed = failure
@@ -94,9 +98,10 @@ class XlsxFileLoader(BaseLoader):
             raise LoadError("no data in the Excel file")
 
     def _sheet(
-        self, archive: zipfile.ZipFile, sheet: ReadOnlyWorksheet, number: int
+        self, archive: zipfile.ZipFile, sheet: ReadOnlyWorksheet, number: int, own: dict[str, str]
     ) -> Generator[Document, None, tuple[bool, LoadError | None]]:
-        """The sheet's blocks; returns whether there were some, and why the sheet could not be read (or None).
+        """The sheet's blocks, with the workbook's properties ``own``; returns whether there were some, and why the
+        sheet could not be read (or None).
 
         A damaged sheet (bad XML, bad CRC, ...) must not cost the others: its failure is returned, for the handler
         to be called outside the ``try`` (a handler that raises is the caller's decision, not a damaged sheet).
@@ -114,7 +119,7 @@ class XlsxFileLoader(BaseLoader):
         rows = sheet_rows(sheet.iter_rows(values_only=True), xml.merges)
         emitted = False
         try:
-            for doc in table_blocks(rows, {"sheet": sheet.title}, self.block_rows):
+            for doc in table_blocks(rows, {"sheet": sheet.title, **own}, self.block_rows):
                 emitted = True
                 yield doc
         except Exception as err:

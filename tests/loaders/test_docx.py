@@ -3,6 +3,7 @@ text boxes and tracked changes, on files python-docx writes into tmp_path; and t
 
 from __future__ import annotations
 
+import datetime
 import re
 from pathlib import Path
 
@@ -272,3 +273,19 @@ def test_refused_with_one_line(tmp_path: Path, case: str) -> None:
 
 def test_zip_bomb_is_refused_before_inflating(tmp_path: Path) -> None:
     assert_bomb_refused(tmp_path / "bomb.docx", "word/document.xml", load)
+
+
+def test_core_properties_on_every_document(tmp_path: Path) -> None:
+    document = docx.Document()
+    document.add_paragraph("正文")
+    core = document.core_properties
+    core.title, core.author = "员工手册", "人事部"
+    core.created, core.modified = datetime.datetime(2024, 3, 1, 9, 30), datetime.datetime(2025, 1, 2)
+    document.save(str(tmp_path / "手册.docx"))
+    (doc,) = load(tmp_path / "手册.docx")
+    assert {k: doc.metadata[k] for k in ("title", "author", "created", "modified")} == {
+        "title": "员工手册",
+        "author": "人事部",
+        "created": "2024-03-01T09:30:00+00:00",
+        "modified": "2025-01-02T00:00:00+00:00",
+    }

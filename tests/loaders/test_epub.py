@@ -249,3 +249,35 @@ def test_read_through_the_registry(tmp_path: Path) -> None:
     assert (meta["source"], meta["file_type"], meta["title"]) == ("三体.epub", "epub", "三体")
     assert len(meta["file_hash"]) == 64
     assert all(type(value) in (str, int, float, bool) for doc in docs for value in doc.metadata.values())
+
+
+@pytest.mark.parametrize(
+    ("dates", "created", "modified"),
+    [
+        # EPUB 3: dc:date is the publication, dcterms:modified the last change.
+        (
+            '<dc:date>2008-01-01</dc:date><meta property="dcterms:modified">2020-05-01T10:00:00Z</meta>',
+            "2008-01-01",
+            "2020-05-01T10:00:00Z",
+        ),
+        # EPUB 2: dates told apart by opf:event.
+        (
+            '<dc:date opf:event="modification">2011-02-03</dc:date><dc:date opf:event="creation">2006</dc:date>',
+            "2006",
+            "2011-02-03",
+        ),
+    ],
+)
+def test_book_properties_on_every_chapter(tmp_path: Path, dates: str, created: str, modified: str) -> None:
+    opf = OPF.replace(
+        "<dc:language>zh</dc:language>",
+        f'<dc:language>zh</dc:language><dc:creator opf:role="aut"> 刘慈欣 </dc:creator>{dates}',
+    ).replace(
+        'xmlns:dc="http://purl.org/dc/elements/1.1/"',
+        'xmlns:dc="http://purl.org/dc/elements/1.1/" xmlns:opf="http://www.idpf.org/2007/opf"',
+    )
+    docs = load(make_epub(tmp_path / "b.epub", book({"OEBPS/content.opf": opf})))
+    assert len(docs) == 3
+    for doc in docs:
+        assert (doc.metadata["title"], doc.metadata["author"]) == ("三体", "刘慈欣")
+        assert (doc.metadata["created"], doc.metadata["modified"]) == (created, modified)

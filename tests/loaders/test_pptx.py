@@ -3,6 +3,7 @@ slide reported while the others are read, on decks python-pptx writes into tmp_p
 
 from __future__ import annotations
 
+import datetime
 import io
 import logging
 import re
@@ -213,3 +214,14 @@ def test_refused_with_one_line(tmp_path: Path, case: str) -> None:
 
 def test_zip_bomb_is_refused_before_inflating(tmp_path: Path) -> None:
     assert_bomb_refused(tmp_path / "bomb.pptx", "ppt/slides/slide1.xml", load)
+
+
+def test_core_properties_keep_the_slide_title_as_title(tmp_path: Path) -> None:
+    deck = build_deck()
+    core = deck.core_properties
+    core.title, core.author, core.created = "年度报告", "财务部", datetime.datetime(2024, 12, 31, 18, 0)
+    docs = load(save(deck, tmp_path / "deck.pptx"))
+    assert {doc.metadata["document_title"] for doc in docs} == {"年度报告"}
+    assert {doc.metadata["author"] for doc in docs} == {"财务部"}
+    assert {doc.metadata["created"] for doc in docs} == {"2024-12-31T18:00:00+00:00"}
+    assert docs[0].metadata["title"] == "2024 年度报告"  # the slide's own

@@ -146,6 +146,10 @@ def test_read_adds_the_common_metadata(sales: Path) -> None:
         "row_end",
         "start_index",
         TABLE_HEADER,
+        # openpyxl writes these core properties on every save
+        "author",
+        "created",
+        "modified",
     }
     assert docs[0].metadata["file_type"] == "xlsx"
     assert all(isinstance(v, str | int) for d in docs for v in d.metadata.values())
@@ -317,3 +321,20 @@ def test_a_large_sheet_streams_in_blocks_with_little_memory(tmp_path: Path) -> N
         "sheet '订单': 20 formulas have no saved value (open and save the file in Excel to store them)"
     ]
     assert peak < 20 << 20, f"peak {peak >> 20} MiB"  # 6 MiB measured: openpyxl, a block, the XML scan
+
+
+def test_core_properties_on_every_block(tmp_path: Path) -> None:
+    workbook = Workbook()
+    workbook.active.append(["区域", "销售额"])
+    workbook.active.append(["华东", 120])
+    workbook.properties.title, workbook.properties.creator = "销售", "财务部"
+    workbook.properties.created = datetime.datetime(2023, 5, 6, 7, 8, 9)
+    workbook.save(tmp_path / "s.xlsx")  # openpyxl sets "modified" to the time of the save
+    (doc,) = load(tmp_path / "s.xlsx")
+    assert {k: doc.metadata[k] for k in ("title", "author", "created")} == {
+        "title": "销售",
+        "author": "财务部",
+        "created": "2023-05-06T07:08:09+00:00",
+    }
+    modified = datetime.datetime.fromisoformat(doc.metadata["modified"])
+    assert modified.tzinfo is not None and modified.year >= 2024
