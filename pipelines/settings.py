@@ -94,6 +94,28 @@ def _fields(value: object, name: str) -> object:
     return value
 
 
+def check_where(value: object) -> dict[str, Any] | None:
+    """A Chroma where filter, given as a mapping or as JSON text, checked by Chroma's own rules (and for lone
+    surrogates, which Chroma refuses only when it runs the query); raises ``ValueError`` saying what is wrong."""
+    from chromadb.api.types import validate_where
+
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError as error:
+            raise ValueError(f"not JSON: {error}") from None
+    if value is None or value == {}:
+        return None
+    if not isinstance(value, dict):
+        raise ValueError("a where filter is a JSON object")
+    validate_where(value)
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("not valid Unicode (a lone surrogate)") from None
+    return value
+
+
 class Settings(BaseSettings):
     """Everything qwen-rag can be told, shared by the CLI and the Python API."""
 
@@ -231,20 +253,7 @@ class Settings(BaseSettings):
     @field_validator("where", mode="before")
     @classmethod
     def _where_json(cls, value: object) -> object:
-        """A where from the command line or the environment is JSON text; Chroma's own check names what is wrong."""
-        from chromadb.api.types import validate_where
-
-        if isinstance(value, str):
-            try:
-                value = json.loads(value)
-            except ValueError as error:
-                raise ValueError(f"not JSON: {error}") from None
-        if value is None or value == {}:
-            return None
-        if not isinstance(value, dict):
-            raise ValueError("a where filter is a JSON object")
-        validate_where(value)
-        return value
+        return check_where(value)
 
     @model_validator(mode="after")
     def _overlap_below_size(self) -> Settings:

@@ -82,6 +82,14 @@ Glob = Annotated[Text | None, Field(description="Only files whose source matches
 FileType = Annotated[Text | None, Field(description="Only this file type: pdf, docx, pptx, xlsx, csv, markdown...")]
 PageFrom = Annotated[int | None, Field(ge=1, description="Only PDF pages (or slides) from this one on.")]
 PageTo = Annotated[int | None, Field(ge=1, description="Only PDF pages (or slides) up to this one.")]
+Fields = Annotated[
+    dict[str, str | int | float | bool] | None,
+    Field(description='Only passages whose fields equal these values, e.g. {"department": "hr", "year": 2024}.'),
+]
+Where = Annotated[
+    dict[str, Any] | None,
+    Field(description='A Chroma where filter, e.g. {"year": {"$gte": 2024}}; combined with the others by "and".'),
+]
 CollectionName = Annotated[Text | None, Field(description="Collection to use; default: the server's (see collections)")]
 Source = Annotated[Text, Field(min_length=1, description="The file: a passage's source, as search returns it.")]
 Offset = Annotated[int, Field(ge=0, description="Character offset to read around: a passage's start_index.")]
@@ -107,6 +115,8 @@ class Tools:
         file_type: FileType = None,
         page_from: PageFrom = None,
         page_to: PageTo = None,
+        fields: Fields = None,
+        where: Where = None,
         collection: CollectionName = None,
     ) -> list[Passage]:
         """Search the indexed files: the passages that best answer the query, best first, each with its source
@@ -115,7 +125,7 @@ class Tools:
         if not query.strip():
             raise ToolError("query is blank")
         options = {"k": k, "mode": mode, "source": source, "file_type": file_type}
-        options |= {"page_from": page_from, "page_to": page_to}
+        options |= {"page_from": page_from, "page_to": page_to, "filter": fields, "where": where}
         with _one_line_errors():
             try:
                 docs = self.warm.get(collection).invoke(query, **options)

@@ -10,7 +10,9 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
-from pipelines.settings import Mode
+from pipelines.errors import ConfigError
+from pipelines.settings import Mode, check_where
+from pipelines.store.fields import FieldValue, values
 
 MAX_K = 100
 MAX_QUERY_CHARS = 4000
@@ -53,6 +55,28 @@ class Filters(BaseModel):
     # page_from > page_to is an empty range, not an error: it matches nothing.
     page_from: PageNumber | None = Field(None, description="Passages from this page (PDF) or slide on.")
     page_to: PageNumber | None = Field(None, description="Passages up to this page (PDF) or slide.")
+    fields: dict[str, FieldValue] | None = Field(
+        None,
+        description='Passages whose fields equal these values, e.g. `{"department": "hr", "year": 2024}`: '
+        "your own (ingest `--meta`, sidecars), the document's (`title`, `author`...) or any other.",
+    )
+    where: dict[str, Any] | None = Field(
+        None,
+        description='A Chroma where filter, e.g. `{"$or": [{"year": {"$gte": 2024}}, {"draft": true}]}`.',
+    )
+
+    @field_validator("fields")
+    @classmethod
+    def _fields(cls, fields: dict[str, FieldValue] | None) -> dict[str, FieldValue] | None:
+        try:
+            return None if fields is None else values(fields, "fields")
+        except ConfigError as error:
+            raise ValueError(str(error)) from None
+
+    @field_validator("where")
+    @classmethod
+    def _where(cls, where: dict[str, Any] | None) -> dict[str, Any] | None:
+        return check_where(where)  # the settings' rule: a where that passes here cannot fail the search
 
 
 class RetrieveRequest(BaseModel):
@@ -87,6 +111,7 @@ class RetrieveRequest(BaseModel):
     def options(self) -> dict[str, Any]:
         """The retriever's per-call options this request asks for (None: the service's default)."""
         filters = self.filters.model_dump() if self.filters else {}
+        filters["filter"] = filters.pop("fields", None)  # the retriever's name for them, as the CLI's --filter
         return {**filters, "k": self.k, "mode": self.mode, "min_score": self.min_score, "rerank": self.rerank}
 
 

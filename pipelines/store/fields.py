@@ -96,13 +96,26 @@ def values(fields: Mapping[str, Any], where: str) -> Fields:
             raise ConfigError(f"{where}: a field needs a name")
         if key.startswith("$"):
             raise ConfigError(f"{where}: field names cannot start with '$' ({key!r})")
-        if isinstance(value, float) and not math.isfinite(value):
-            raise ConfigError(f"{where}: {key!r} is {value}, which Chroma cannot store")
         if not isinstance(value, str | int | float | bool):
             kind = "null" if value is None else type(value).__name__
             raise ConfigError(f"{where}: {key!r} must be a string, number or true/false, not {kind}")
+        if (isinstance(value, float) and not math.isfinite(value)) or (
+            isinstance(value, int) and not -(2**63) <= value < 2**63
+        ):
+            raise ConfigError(f"{where}: {key!r} is {value}, which Chroma cannot store")
+        if not _unicode(key) or (isinstance(value, str) and not _unicode(value)):
+            raise ConfigError(f"{where}: {key!r} is not valid Unicode (a lone surrogate)")
         out[key] = value
     return out
+
+
+def _unicode(text: str) -> bool:
+    """Whether ``text`` can be encoded at all (JSON's ``\\ud800`` decodes to a lone surrogate, which cannot)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def pairs(items: Iterable[str], where: str) -> Fields:
