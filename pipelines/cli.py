@@ -29,15 +29,15 @@ def _click_type(annotation: Any) -> tuple[Any, bool]:
     args = [a for a in typing.get_args(annotation) if a is not type(None)]
     origin = typing.get_origin(annotation)
     if origin is typing.Annotated:
-        if typing.get_origin(args[0]) is dict:  # fields as repeated KEY=VALUE (--meta, --filter)
-            return str, True
         return _click_type(args[0])
     if origin in (typing.Union, types.UnionType):
+        if typing.get_origin(args[0]) is dict:  # an optional mapping is one JSON object (--where)
+            return str, False
         return _click_type(args[0])
     if origin is list:
         return _click_type(args[0])[0], True
-    if origin is dict:  # a JSON object (--where)
-        return str, False
+    if origin is dict:  # fields as repeated KEY=VALUE (--meta, --filter)
+        return str, True
     if isinstance(annotation, type) and issubclass(annotation, Enum):
         return click.Choice([m.value for m in annotation]), False
     if annotation is SecretStr:

@@ -44,11 +44,12 @@ import watchfiles
 
 from loaders import Problem
 from loaders.registry import SUPPORTED_EXTENSIONS
+from loaders.walk import FOLDER_SIDECAR, SIDECAR_SUFFIX
 from pipelines.errors import QwenRagError
 from pipelines.ingestion.writer import IngestReport, ingest
 from pipelines.settings import Settings
 from pipelines.store.chroma import Store, open_store
-from pipelines.store.records import FILE_HASH, POSITION, ROOT, SOURCE, TOTAL
+from pipelines.store.records import FILE_HASH, META_HASH, POSITION, ROOT, SOURCE, TOTAL
 
 Events = set[tuple[watchfiles.Change, str]]
 Key = tuple[str, str]
@@ -221,7 +222,7 @@ def loadable(source: str) -> bool:
 def indexed_under(place: Key, indexed: Iterable[Key]) -> set[Key]:
     """The indexed files inside the folder ``place``."""
     root, folder = place
-    return {key for key in indexed if key[0] == root and key[1].startswith(folder + "/")}
+    return {key for key in indexed if key[0] == root and (not folder or key[1].startswith(folder + "/"))}
 
 
 def relevant(
@@ -230,15 +231,34 @@ def relevant(
     """The places among event paths that can change the collection: a file a loader reads, a folder (one moved in
     brings no event for its files), or a path the store holds files under (a folder deleted or moved out).
 
-    Anything else is noise and never starts a sync: hidden files and folders (editor swap files, ``.git``), the
-    store, files of other types (``app.log``, vim's ``4913``, ``a.md~``).
+    A sidecar stands for what its fields are for (:func:`sidecar_target`). Anything else is noise and never starts
+    a sync: hidden files and folders (editor swap files, ``.git``), the store, files of other types (``app.log``,
+    vim's ``4913``, ``a.md~``).
     """
     found: set[Key] = set()
     for path in paths:
         for place in roots.locate(path):
-            if loadable(place[1]) or is_folder(path) or indexed_under(place, indexed):
+            if (target := sidecar_target(place)) is not None:
+                found.add(target)
+            elif loadable(place[1]) or is_folder(path) or indexed_under(place, indexed):
                 found.add(place)
     return found
+
+
+def sidecar_target(place: Key) -> Key | None:
+    """What a sidecar's fields are for (:mod:`pipelines.ingestion.sidecars`): the file ``X`` for ``X.meta.json``, the
+    folder for its ``qwen-rag.meta.yaml`` (``""``: the root); None for any other file.
+
+    >>> sidecar_target(("/r", "a/b.pdf.meta.json")), sidecar_target(("/r", "a/qwen-rag.meta.yaml"))
+    (('/r', 'a/b.pdf'), ('/r', 'a'))
+    """
+    root, source = place
+    folder, _, name = source.rpartition("/")
+    if name == FOLDER_SIDECAR:
+        return (root, folder)
+    if name.endswith(SIDECAR_SUFFIX):
+        return (root, source.removesuffix(SIDECAR_SUFFIX))
+    return None
 
 
 def candidates(
@@ -271,7 +291,8 @@ def summarise(rows: Iterable[tuple[str, Mapping[str, Any]]]) -> dict[Key, Indexe
     totals: dict[Key, int] = {}
     for chunk, meta in rows:
         key = (str(meta.get(ROOT)), str(meta.get(SOURCE)))
-        ids.setdefault(key, []).append(f"{chunk} {meta.get(FILE_HASH)}")
+        # The fields' digest too: a file whose sidecar changed is re-tagged, and said to be updated.
+        ids.setdefault(key, []).append(f"{chunk} {meta.get(FILE_HASH)} {meta.get(META_HASH) or ''}")
         hashes.setdefault(key, set()).add(str(meta.get(FILE_HASH)))
         if meta.get(POSITION) == 0:
             totals[key] = int(meta.get(TOTAL) or 0)

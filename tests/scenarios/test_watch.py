@@ -312,3 +312,18 @@ def test_a_watch_killed_mid_sync_converges_when_restarted_and_stops_cleanly_on_c
     _, stderr = survivor.proc.communicate(timeout=DEADLINE)
     assert survivor.proc.returncode == 0 and "Traceback" not in stderr, stderr
     assert ids(store) == clean_ids(folder, tmp_path / "clean", embeddings_url=[slow_server], **chunking)
+
+
+def test_an_edited_sidecar_re_tags_its_files(tmp_path: Path) -> None:
+    folder = tmp_path / "notes"
+    (folder / "hr").mkdir(parents=True)
+    (folder / "hr" / "ml.txt").write_text(ML, encoding="utf-8")
+    (folder / "search.md").write_text(SEARCH, encoding="utf-8")
+    settings = Settings(store=tmp_path / "store", mode="dense")
+    with watching(folder, settings) as seen:
+        (folder / "search.md.meta.json").write_text('{"department": "eng"}', encoding="utf-8")
+        seen.wait_for("updated search.md (1 chunk)")
+        (folder / "hr" / "qwen-rag.meta.yaml").write_text("'*': {department: hr}\n", encoding="utf-8")
+        seen.wait_for("updated hr/ml.txt (1 chunk)")
+        hr = build_retriever(settings, k=5).invoke(SEARCH_QUERY, filter={"department": "hr"})
+        assert [d.metadata["source"] for d in hr] == ["hr/ml.txt"]

@@ -182,3 +182,20 @@ def test_a_content_change_writes_the_new_fields_too(tree: Path, tmp_path: Path, 
         "policies/leave.md": 2025,
         "policies/old/travel.md": 2019,
     }
+
+
+def test_ingest_command_takes_meta(tree: Path, tmp_path: Path, server: SGLangServer) -> None:
+    from click.testing import CliRunner
+
+    from pipelines.cli import main
+
+    store = tmp_path / "store"
+    base = ["ingest", str(tree), "--store", str(store), "--embeddings-url", server.url + "/v1", "--json"]
+    result = CliRunner().invoke(main, [*base, "--meta", "team=core", "--meta", "reviewed=true"])
+    assert result.exit_code == 0, result.output
+    assert {(c["team"], c["reviewed"]) for c in chunks(store).values()} == {("core", True)}
+    again = CliRunner().invoke(main, [*base, "--meta", "team=search", "--meta", "reviewed=true"])
+    assert json.loads(again.stdout)["retagged"] == 3
+    refused = CliRunner().invoke(main, [*base, "--meta", "chunk=1"])
+    assert refused.exit_code == 1
+    assert refused.stderr == "error: meta: 'chunk' is qwen-rag's own metadata; choose another name\n"

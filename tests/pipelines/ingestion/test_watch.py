@@ -124,6 +124,19 @@ def test_only_readable_files_folders_and_indexed_folders_matter() -> None:
     assert found == {(R, "a.md"), (R, "A.PDF"), (R, "new"), (R, "old")}
 
 
+def test_a_sidecar_stands_for_its_file_or_folder() -> None:
+    paths = ["/data/notes/a.md.meta.json", "/data/notes/docs/qwen-rag.meta.yaml", "/data/notes/qwen-rag.meta.yaml"]
+    found = relevant(paths, roots(), is_folder=lambda p: False, indexed=set())
+    assert found == {(R, "a.md"), (R, "docs"), (R, "")}
+    on_disk = {(R, ""): ["a.md", "docs/b.md"]}
+    indexed = {(R, "gone.md"), ("/elsewhere", "c.md")}
+    assert candidates({(R, "")}, files_under=lambda place: on_disk.get(place, []), indexed=indexed) == {
+        (R, "a.md"),
+        (R, "docs/b.md"),
+        (R, "gone.md"),
+    }
+
+
 def test_candidates_are_the_files_and_the_files_inside_folders_on_disk_and_in_the_store() -> None:
     on_disk = {(R, "new"): ["new/a.md", "new/sub/b.txt"]}
     indexed = {(R, "old/x.md"), (R, "keep.md"), ("/elsewhere", "old/z.md")}

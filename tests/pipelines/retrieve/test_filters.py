@@ -100,3 +100,10 @@ def test_a_bad_where_is_one_line(indexed: Settings) -> None:
     result = CliRunner().invoke(main, args)
     assert result.exit_code != 0
     assert "where" in result.output and "Traceback" not in result.output
+
+
+def test_filter_flags_repeat(indexed: Settings) -> None:
+    args = ["query", QUERY, "--store", str(indexed.store), "-k", "5", "--mode", "bm25", "--json"]
+    result = CliRunner().invoke(main, [*args, "--filter", "department=hr", "--filter", "year=2024"])
+    assert result.exit_code == 0, result.output
+    assert sorted(row["source"] for row in json.loads(result.output)) == ["contracts.md", "privacy.md"]
