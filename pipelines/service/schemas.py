@@ -8,11 +8,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
-from pipelines.errors import ConfigError
-from pipelines.settings import Mode, check_where
-from pipelines.store.fields import FieldValue, values
+from pipelines.settings import Mode
 
 MAX_K = 100
 MAX_QUERY_CHARS = 4000
@@ -43,6 +41,73 @@ Count = Annotated[int, Field(ge=1, le=MAX_K), BeforeValidator(_whole_number)]
 _STRICT = ConfigDict(extra="forbid", strict=True)
 
 
+# -- filters on any field -----------------------------------------------------------------------------------------
+# Chroma's where grammar as types, so the schema says exactly what the service takes (a where it documents is never
+# refused, one it does not document never accepted) and Chroma's own check after it cannot fail.
+
+#: A metadata field's name: not an operator ("$and"), not Chroma's "#document", not blank.
+FieldName = Annotated[Text, Field(pattern=r"^[^$#\s]", max_length=256)]
+_Int64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]  # Chroma's ints; wider ones are not input to crash on
+Scalar = Text | _Int64 | float | bool
+_ONE = {"minProperties": 1, "maxProperties": 1, "additionalProperties": False}
+# Chroma wants the values of one list all of one type (ints in a list with a float are read as floats).
+_Values = (
+    Annotated[list[Text], Field(min_length=1, max_length=100)]
+    | Annotated[list[_Int64], Field(min_length=1, max_length=100)]
+    | Annotated[list[float], Field(min_length=1, max_length=100)]
+    | Annotated[list[bool], Field(min_length=1, max_length=100)]
+)
+
+
+def _one_operator(condition: BaseModel) -> BaseModel:
+    if len(condition.model_fields_set) != 1:
+        raise ValueError('a condition is one operator, e.g. {"$gte": 2024}')
+    return condition
+
+
+class Condition(BaseModel):
+    """One operator on a field: ``{"$gte": 2024}``, ``{"$in": ["hr", "legal"]}``, ``{"$contains": "AI"}``..."""
+
+    model_config = _STRICT | ConfigDict(json_schema_extra={"minProperties": 1, "maxProperties": 1})
+
+    # Each defaults to None, "not given", yet is not Optional: a null is no operand, and the schema must not offer it
+    # (mypy sees a None default for a non-Optional type, hence the ignores).
+    eq: Scalar = Field(None, alias="$eq")  # type: ignore[assignment]
+    ne: Scalar = Field(None, alias="$ne")  # type: ignore[assignment]
+    gt: _Int64 | float = Field(None, alias="$gt")  # type: ignore[assignment]
+    gte: _Int64 | float = Field(None, alias="$gte")  # type: ignore[assignment]
+    lt: _Int64 | float = Field(None, alias="$lt")  # type: ignore[assignment]
+    lte: _Int64 | float = Field(None, alias="$lte")  # type: ignore[assignment]
+    in_: _Values = Field(None, alias="$in")  # type: ignore[assignment]
+    nin: _Values = Field(None, alias="$nin")  # type: ignore[assignment]
+    contains: Scalar = Field(None, alias="$contains")  # type: ignore[assignment]
+    not_contains: Scalar = Field(None, alias="$not_contains")  # type: ignore[assignment]
+
+    _exactly_one = model_validator(mode="after")(_one_operator)
+
+
+FieldWhere = Annotated[dict[FieldName, Scalar | Condition], Field(min_length=1, max_length=1, json_schema_extra=_ONE)]
+
+
+class AndWhere(BaseModel):
+    """All of two or more filters."""
+
+    model_config = _STRICT | ConfigDict(populate_by_name=False)
+
+    all_of: list[Where] = Field(alias="$and", min_length=2, max_length=32)
+
+
+class OrWhere(BaseModel):
+    """Any of two or more filters."""
+
+    model_config = _STRICT | ConfigDict(populate_by_name=False)
+
+    any_of: list[Where] = Field(alias="$or", min_length=2, max_length=32)
+
+
+Where = AndWhere | OrWhere | FieldWhere
+
+
 class Filters(BaseModel):
     """Only passages that match every given field."""
 
@@ -55,28 +120,35 @@ class Filters(BaseModel):
     # page_from > page_to is an empty range, not an error: it matches nothing.
     page_from: PageNumber | None = Field(None, description="Passages from this page (PDF) or slide on.")
     page_to: PageNumber | None = Field(None, description="Passages up to this page (PDF) or slide.")
-    fields: dict[str, FieldValue] | None = Field(
+    fields: Annotated[dict[FieldName, Scalar], Field(json_schema_extra={"additionalProperties": False})] | None = Field(
         None,
         description='Passages whose fields equal these values, e.g. `{"department": "hr", "year": 2024}`: '
         "your own (ingest `--meta`, sidecars), the document's (`title`, `author`...) or any other.",
     )
-    where: dict[str, Any] | None = Field(
+    where: Where | None = Field(
         None,
         description='A Chroma where filter, e.g. `{"$or": [{"year": {"$gte": 2024}}, {"draft": true}]}`.',
     )
 
-    @field_validator("fields")
-    @classmethod
-    def _fields(cls, fields: dict[str, FieldValue] | None) -> dict[str, FieldValue] | None:
-        try:
-            return None if fields is None else values(fields, "fields")
-        except ConfigError as error:
-            raise ValueError(str(error)) from None
+    def options(self) -> dict[str, Any]:
+        """As the retriever's options: ``fields`` is its ``filter`` (the CLI's ``--filter``)."""
+        options = self.model_dump(exclude={"where", "fields"})
+        options["filter"] = self.fields
+        options["where"] = _plain(self.where)
+        return options
 
-    @field_validator("where")
-    @classmethod
-    def _where(cls, where: dict[str, Any] | None) -> dict[str, Any] | None:
-        return check_where(where)  # the settings' rule: a where that passes here cannot fail the search
+
+def _plain(where: Where | None) -> dict[str, Any] | None:
+    """A where as the plain mapping Chroma takes."""
+    if where is None:
+        return None
+    if isinstance(where, AndWhere | OrWhere):
+        name, parts = ("$and", where.all_of) if isinstance(where, AndWhere) else ("$or", where.any_of)
+        return {name: [_plain(part) for part in parts]}
+    return {
+        key: value.model_dump(by_alias=True, exclude_unset=True) if isinstance(value, Condition) else value
+        for key, value in where.items()
+    }
 
 
 class RetrieveRequest(BaseModel):
@@ -110,8 +182,7 @@ class RetrieveRequest(BaseModel):
 
     def options(self) -> dict[str, Any]:
         """The retriever's per-call options this request asks for (None: the service's default)."""
-        filters = self.filters.model_dump() if self.filters else {}
-        filters["filter"] = filters.pop("fields", None)  # the retriever's name for them, as the CLI's --filter
+        filters = self.filters.options() if self.filters else {}
         return {**filters, "k": self.k, "mode": self.mode, "min_score": self.min_score, "rerank": self.rerank}
 
 
