@@ -124,7 +124,7 @@ class Tools:
         compare scores within one search only)."""
         if not query.strip():
             raise ToolError("query is blank")
-        options = {"k": k, "mode": mode, "source": source, "file_type": file_type}
+        options: dict[str, Any] = {"k": k, "mode": mode, "source": source, "file_type": file_type}
         options |= {"page_from": page_from, "page_to": page_to, "filter": fields, "where": where}
         with _one_line_errors():
             try:
