@@ -44,4 +44,3 @@ def where(options: Settings, sources: Callable[[], list[str]]) -> dict[str, Any]
     if not clauses:
         return None
     return clauses[0] if len(clauses) == 1 else {"$and": clauses}
-

@@ -9,8 +9,9 @@ A retriever takes them as LangChain retrievers take ``search_kwargs``: at constr
 <Mode.BM25: 'bm25'>
 >>> options(Settings(), {"colour": "red"})
 Traceback (most recent call last):
-pipelines.errors.ConfigError: unknown retrieval option 'colour' (known: bm25_weight, dense_weight, file_type, filter, \
-k, min_score, mmr, mmr_lambda, mode, page_from, page_to, rerank, rerank_candidates, rrf_k, source, task, where)
+pipelines.errors.ConfigError: unknown retrieval option 'colour' (known: bm25_weight, coverage_tau, dense_weight, \
+file_type, filter, fusion, fusion_alpha, k, min_score, mmr, mmr_lambda, mode, page_from, page_to, rerank, \
+rerank_candidates, rrf_k, source, task, where)
 """
 
 from __future__ import annotations
