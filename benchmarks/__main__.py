@@ -15,6 +15,7 @@ BENCHMARKS = (
     ("benchmarks.bench_bm25", []),
     ("benchmarks.bench_startup", []),
     ("benchmarks.bench_xlsx", []),
+    ("benchmarks.bench_retag", []),
     ("benchmarks.bench_ocr", ["--rounds", "1"]),
     ("benchmarks.bench_pdf", []),
 )

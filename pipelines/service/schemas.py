@@ -199,7 +199,7 @@ class Passage(BaseModel):
     sheet: str | None = Field(None, description="Sheet name (Excel), where known.")
     row_start: int | None = Field(None, description="First table row in the passage (Excel, CSV), where known.")
     row_end: int | None = Field(None, description="Last table row in the passage (Excel, CSV), where known.")
-    title: str | None = Field(None, description="Slide or book title, where known.")
+    title: str | None = Field(None, description="The slide's title (PowerPoint), else the document's, where known.")
     boxes: list[list[float]] | None = Field(
         None,
         description="PDF: where the passage stands, one [page, x0, top, x1, bottom] per page, in points from the "
