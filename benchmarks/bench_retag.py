@@ -24,7 +24,7 @@ DIM = 1024
 
 
 def timed(corpus: Path, store: Path, url: str, team: str, *, full: bool) -> tuple[float, IngestReport]:
-    settings = Settings(store=store, embeddings_url=[url], meta=[f"team={team}"])
+    settings = Settings(store=store, embeddings_url=[url], meta={"team": team})
     embeddings = make_embeddings(settings)
     started = time.perf_counter()
     report = ingest([corpus], settings, embeddings=embeddings, full=full, progress=False)

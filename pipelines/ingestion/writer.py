@@ -35,7 +35,17 @@ from loaders.chunking import Chunker, ChunkSpec
 from pipelines.embeddings import Provider, make_embeddings
 from pipelines.embeddings.counters import counter_for
 from pipelines.errors import IngestError
-from pipelines.ingestion.events import Batch, Chunk, End, FileKey, FileRead, FrontCrashed, PageSkipped, ServerGaveUp
+from pipelines.ingestion.events import (
+    Batch,
+    Chunk,
+    End,
+    FileKey,
+    FileRead,
+    FrontCrashed,
+    Metadata,
+    PageSkipped,
+    ServerGaveUp,
+)
 from pipelines.ingestion.front import Front, embed_batch
 from pipelines.ingestion.plan import Job, plan
 from pipelines.ingestion.report import IngestAborted, IngestReport
@@ -148,10 +158,16 @@ class Ingest:
     def _retag(self, collection: Collection, jobs: list[Job], report: IngestReport) -> None:
         """Files whose fields alone changed: their chunks' metadata is re-written in place. A run cut short leaves
         chunks with the old digest, so the next run re-tags the file again."""
+        ids: list[str] = []
+        metadatas: list[Metadata] = []
         for job in jobs:
-            metadata = {**dict.fromkeys(job.dropped), **tagged(job.fields)}
-            self.store.update_metadata(collection, sorted(job.record.ids if job.record else ()), metadata)
-            report.retagged += 1
+            metadata: Metadata = {**dict.fromkeys(job.dropped), **tagged(job.fields)}
+            chunks = sorted(job.record.ids if job.record else ())
+            ids.extend(chunks)
+            metadatas.extend([metadata] * len(chunks))
+        # All files in as few writes as possible: a write per file cost more than embedding the files again.
+        self.store.update_metadata(collection, ids, metadatas)
+        report.retagged += len(jobs)
 
     # -- the staged pipeline --------------------------------------------------------------------------------
 

@@ -129,13 +129,17 @@ class Store:
             )
 
     def update_metadata(
-        self, collection: Collection, ids: Sequence[str], metadata: Mapping[str, str | int | float | bool | None]
+        self,
+        collection: Collection,
+        ids: Sequence[str],
+        metadatas: Sequence[Mapping[str, str | int | float | bool | None]],
     ) -> None:
-        """Merge ``metadata`` into each of the records ``ids`` (None removes a key); vectors and texts stay."""
+        """Merge each metadata into its record (None removes a key); vectors and texts stay. In writes as large as the
+        client takes: each costs Chroma about as much whatever its size."""
         step = self.max_batch()
         for start in range(0, len(ids), step):
-            batch = list(ids[start : start + step])
-            collection.update(ids=batch, metadatas=[dict(metadata) for _ in batch])
+            end = start + step
+            collection.update(ids=list(ids[start:end]), metadatas=[dict(m) for m in metadatas[start:end]])
 
     def delete(self, collection: Collection, ids: Sequence[str]) -> None:
         step = self.max_batch()
