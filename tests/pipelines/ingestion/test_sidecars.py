@@ -199,3 +199,30 @@ def test_ingest_command_takes_meta(tree: Path, tmp_path: Path, server: SGLangSer
     refused = CliRunner().invoke(main, [*base, "--meta", "chunk=1"])
     assert refused.exit_code == 1
     assert refused.stderr == "error: meta: 'chunk' is qwen-rag's own metadata; choose another name\n"
+
+
+def test_dropping_a_title_override_brings_the_documents_own_back_unembedded(
+    tmp_path: Path, server: SGLangServer
+) -> None:
+    import docx
+
+    root, store = tmp_path / "docs", tmp_path / "store"
+    root.mkdir()
+    document = docx.Document()
+    document.core_properties.title = "员工手册"
+    for n in range(3):
+        document.add_heading(f"第{n + 1}章", level=1)
+        document.add_paragraph("年假的规定。" * 40)
+    document.save(str(root / "handbook.docx"))
+    sidecar = root / "handbook.docx.meta.json"
+    sidecar.write_text(json.dumps({"title": "Staff handbook", "owner": "Ana"}))
+    run(root, store, server)
+    before = chunks(store)
+    assert len(before) > 1 and {(c["title"], c["owner"]) for c in before.values()} == {("Staff handbook", "Ana")}
+
+    sidecar.unlink()  # the file's own title must come back: it is read again, its vectors reused
+    report, sent = run(root, store, server)
+    assert (report.updated, report.retagged, sent, report.chunks_reused) == (1, 0, 0, len(before))
+    after = chunks(store)
+    assert after.keys() == before.keys()
+    assert all(c["title"] == "员工手册" and "owner" not in c and "meta_keys" not in c for c in after.values())
