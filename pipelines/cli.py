@@ -77,7 +77,8 @@ def make_settings(options: dict[str, Any]) -> Settings:
 STORE = ("store", "chroma_url", "collection")
 EMBEDDINGS = ("embeddings_url", "embeddings_model", "api_key", "task", "dimensions", "batch_size", "timeout")
 
-RETRIEVAL = (*SEARCH_FIELDS, "rerank_url", "rerank_model")
+# No --where flag yet: a JSON object needs its own parsing, which the metadata half of issue 18 brings.
+RETRIEVAL = (*(name for name in SEARCH_FIELDS if name != "where"), "rerank_url", "rerank_model")
 
 
 class FriendlyGroup(click.Group):
@@ -275,14 +276,27 @@ def stats(as_json: bool, **options: Any) -> None:
     help="Require `Authorization: Bearer KEY` on the API and /mcp (the search page and /docs ask for it) "
     "[env QWEN_RAG_SERVICE_KEY].",
 )
-def serve(host: str, port: int, service_key: str | None, **options: Any) -> None:
-    """Serve POST /v1/retrieve, MCP at /mcp, a search page at / and the API docs at /docs (offline).
+@click.option(
+    "--keys",
+    "keys_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help='A TOML or YAML file of keys, each with the collections it may read or "*" (instead of --api-key).',
+)
+def serve(host: str, port: int, service_key: str | None, keys_file: Path | None, **options: Any) -> None:
+    """Serve POST /v1/retrieve, Dify's External Knowledge API at /retrieval, MCP at /mcp, a search page at / and the
+    API docs at /docs (offline).
 
     The embedding server's own key comes from QWEN_RAG_API_KEY here: --api-key is the service's.
     """
+    from pipelines.service.keys import Keys
     from pipelines.service.run import serve as run_service
 
-    run_service(make_settings(options), host=host, port=port, api_key=service_key)
+    if keys_file is not None and service_key:
+        raise click.UsageError("give --api-key or --keys, not both")
+    keys = Keys.from_file(keys_file) if keys_file is not None else None
+
+    run_service(make_settings(options), host=host, port=port, api_key=service_key, keys=keys)
 
 
 @main.command()

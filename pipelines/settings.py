@@ -76,6 +76,7 @@ SEARCH_FIELDS = (
     "page_to",
     "where",
     "filter",
+    "window",
 )
 
 
@@ -230,6 +231,12 @@ class Settings(BaseSettings):
         default_factory=dict,
         description="Only passages whose FIELD equals VALUE, FIELD=VALUE (repeatable: all must hold; 2024 and true "
         "are typed).",
+    )
+    window: int = Field(
+        0,
+        ge=0,
+        le=10,
+        description="Return each passage with this many chunks before and after it from its file, joined in order.",
     )
     rerank_url: str | None = Field(
         None, description="Reranker: SGLang /v1/rerank or /rerank server URL, or a model dir."

@@ -1,8 +1,9 @@
 """The text of an indexed file around a position, stitched back from the chunks the store holds.
 
 A search hit is one chunk; an agent that wants the paragraphs around it asks :func:`read_around` (the MCP ``read``
-tool). The text comes from the store, not the disk, so it works where the files are not (a shared Chroma server)
-and shows exactly what was indexed. Every chunk knows its character offset in its file (``start_index``; for PDFs
+tool), and a search may ask for its hits with their neighbours at once (``window=N``: :func:`with_windows`). The
+text comes from the store, not the disk, so it works where the files are not (a shared Chroma server) and shows
+exactly what was indexed. Every chunk knows its character offset in its file (``start_index``; for PDFs
 and slides, in its page) and neighbouring chunks overlap, so the chunks around the offset are laid end to end by
 offset, each adding only what the one before did not already hold. Text no chunk holds (the blank lines between
 two blocks of a file) becomes one newline.
@@ -34,9 +35,11 @@ from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar
 
 from chromadb.api.models.Collection import Collection
+from langchain_core.documents import Document
 from pydantic import Field
 
 from pipelines.errors import ConfigError, QwenRagError
+from pipelines.retrieve.passages import SPANS
 from pipelines.store.paging import pages
 from pipelines.store.records import FILE_HASH, POSITION, ROOT, SOURCE, TOTAL
 
@@ -259,3 +262,102 @@ def _join(parts: list[tuple[int, str]]) -> str:
         out.append(text)
         end = start + len(text)
     return "".join(out)
+
+
+# -- windows around hits -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Window:
+    """Hits of one file whose windows overlap or touch, merged: chunk positions ``lo..hi``, best hit first."""
+
+    file: tuple[str, str, str]
+    lo: int
+    hi: int
+    hits: list[Document]
+
+
+def with_windows(collection: Collection, docs: list[Document], n: int) -> list[Document]:
+    """Each hit with the ``n`` chunks before and after it in its file, stitched in order like :func:`read_around`.
+
+    Hits of one file whose windows overlap or touch become one passage (at the rank of the better one), so no chunk
+    is returned twice; its metadata are the best hit's, with ``spans``: where each hit lies in the text. A chunk
+    whose metadata lack the file's position (written by another tool) comes back as it is.
+    """
+    windows: list[_Window | Document] = []
+    for doc in docs:
+        meta = doc.metadata
+        position = meta.get(POSITION)
+        if not isinstance(position, int) or meta.get(SOURCE) is None:
+            windows.append(doc)
+            continue
+        file = (str(meta.get(ROOT)), str(meta[SOURCE]), str(meta.get(FILE_HASH)))
+        window = _Window(file, max(position - n, 0), position + n, [doc])
+        # The first (best) window of the file it overlaps or touches takes it in, and any later one it now reaches.
+        merged: _Window | None = None
+        for earlier in list(windows):
+            if not isinstance(earlier, _Window) or earlier.file != file or earlier is merged:
+                continue
+            target = merged or window
+            if target.lo <= earlier.hi + 1 and earlier.lo <= target.hi + 1:
+                if merged is None:
+                    merged = earlier
+                    earlier.hits.extend(window.hits)
+                    earlier.lo, earlier.hi = min(earlier.lo, window.lo), max(earlier.hi, window.hi)
+                else:
+                    merged.hits.extend(earlier.hits)
+                    merged.lo, merged.hi = min(merged.lo, earlier.lo), max(merged.hi, earlier.hi)
+                    windows.remove(earlier)
+        if merged is None:
+            windows.append(window)
+    return [_stitch_window(collection, w) if isinstance(w, _Window) else w for w in windows]
+
+
+def _stitch_window(collection: Collection, window: _Window) -> Document:
+    root, source, file_hash = window.file
+    clauses: list[dict[str, Any]] = [{SOURCE: source}, {ROOT: root}, {FILE_HASH: file_hash}]
+    clauses += [{POSITION: {"$gte": window.lo}}, {POSITION: {"$lte": window.hi}}]
+    got = collection.get(where={"$and": clauses}, include=["documents", "metadatas"])
+    texts = dict(zip(got["ids"], (d or "" for d in got["documents"] or []), strict=True))
+    rows = sorted(
+        zip(got["ids"], (dict(m or {}) for m in got["metadatas"] or []), strict=True),
+        key=lambda row: int(row[1].get(POSITION) or 0),
+    )
+    # Offsets count within a page (PDF, slides): stitch page by page, a newline between pages.
+    by_page: dict[int | None, list[_Chunk]] = {}
+    for cid, meta in rows:
+        page = meta.get("page") if isinstance(meta.get("page"), int) else None
+        by_page.setdefault(page, []).append(_Chunk(cid, int(meta.get("start_index") or 0)))
+    out: list[str] = []
+    places: dict[tuple[int | None, int], int] = {}  # (page, file offset of a run) -> its offset in the text
+    runs: dict[int | None, list[tuple[int, str]]] = {}
+    for page, chunks in by_page.items():
+        chunks.sort(key=lambda c: c.start)
+        runs[page] = _segments(collection, chunks, 0, len(chunks) - 1, texts)
+        if out:
+            out.append("\n")
+        end: int | None = None
+        for start, text in runs[page]:
+            if end is not None and start > end:
+                out.append("\n")
+            places[(page, start)] = sum(map(len, out))
+            out.append(text)
+            end = start + len(text)
+    best = window.hits[0]
+    spans = [_span(hit, runs, places) for hit in window.hits]
+    metadata = {**best.metadata, SPANS: sorted(span for span in spans if span is not None)}
+    return Document(page_content="".join(out), metadata=metadata, id=best.id)
+
+
+def _span(
+    hit: Document, runs: dict[int | None, list[tuple[int, str]]], places: dict[tuple[int | None, int], int]
+) -> list[int] | None:
+    """Where ``hit`` lies in the stitched text: its offset mapped through the run that holds it."""
+    page = hit.metadata.get("page") if isinstance(hit.metadata.get("page"), int) else None
+    start = int(hit.metadata.get("start_index") or 0)
+    for run_start, text in runs.get(page, []):
+        if run_start <= start < run_start + len(text):
+            at = places[(page, run_start)] + start - run_start
+            # A table piece's text repeats its header, which the stitched run holds once: clip to the run.
+            return [at, at + min(len(hit.page_content), run_start + len(text) - start)]
+    return None

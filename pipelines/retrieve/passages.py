@@ -23,6 +23,9 @@ from loaders.positions import BOXES, parse_boxes
 PLACES = ("section", "sheet", "row_start", "row_end", "title")
 #: The file types whose ``page`` is a slide.
 SLIDES = frozenset({"pptx", "ppt", "odp"})
+#: With ``window``: where the hits lie in the text, as ``[start, end)`` character offsets
+#: (:func:`pipelines.retrieve.context.with_windows`).
+SPANS = "spans"
 
 
 def passage(doc: Document) -> dict[str, Any]:
@@ -35,7 +38,7 @@ def passage(doc: Document) -> dict[str, Any]:
         "start_index": meta.get("start_index"),
         "score": meta.get("score"),
     }
-    row.update({key: meta[key] for key in PLACES if meta.get(key) is not None})
+    row.update({key: meta[key] for key in (*PLACES, SPANS) if meta.get(key) is not None})
     if boxes := parse_boxes(meta.get(BOXES)):
         row["boxes"] = boxes  # where on its pages the passage stands (PDF): [[page, x0, top, x1, bottom], ...]
     return row

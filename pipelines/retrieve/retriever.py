@@ -4,7 +4,8 @@ Each returned ``Document`` carries its citation metadata (``source``, ``page``, 
 ``sheet``, rows where the format gives them) and its ``score`` (:mod:`pipelines.retrieve.search` says what each
 mode's score is).
 
-Options (k, mode, fusion, filters, MMR, rerank, task) come from the settings, and can be overridden per retriever
+Options (k, mode, fusion, filters, MMR, rerank, task, ``window``: each hit with its neighbouring chunks) come from
+the settings, and can be overridden per retriever
 (``search_kwargs``) or per call, as LangChain retrievers allow: ``retriever.invoke(query, k=3, mode="bm25")``.
 Filters hold in every mode, on any field (the user's own from ``--meta`` and sidecars included):
 ``retriever.invoke(query, filter={"department": "hr"}, where={"year": {"$gte": 2024}})``.

@@ -27,6 +27,7 @@ from langchain_core.documents import BaseDocumentCompressor, Document
 from pipelines.embeddings import Provider, make_embeddings
 from pipelines.errors import ConfigError, StoreError
 from pipelines.retrieve import filters
+from pipelines.retrieve.context import with_windows
 from pipelines.retrieve.fusion import convex_fusion, reciprocal_rank_fusion
 from pipelines.retrieve.lexical import BM25Index, LexicalHit
 from pipelines.retrieve.lexical_sync import sync_bm25
@@ -92,7 +93,8 @@ class Search:
             docs = self._hybrid(query, first, s, embeddings)
         if reranker is not None:
             docs = list(reranker.compress_documents(docs, query))
-        return docs[: s.k]
+        docs = docs[: s.k]
+        return with_windows(self.collection, docs, s.window) if s.window else docs
 
     # -- lexical and fused ---------------------------------------------------------------------------------
 

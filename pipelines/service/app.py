@@ -1,16 +1,20 @@
-"""The HTTP retrieval service: ``POST /v1/retrieve``, ``GET /health``, a search page at ``/``, docs at ``/docs``,
-and the MCP tools over streamable HTTP at ``/mcp``.
+"""The HTTP retrieval service: ``POST /v1/retrieve``, ``GET /v1/collections``, Dify's External Knowledge API at
+``POST /retrieval`` (:mod:`pipelines.service.dify`), ``GET /health``, a search page at ``/``, docs at ``/docs``, and
+the MCP tools over streamable HTTP at ``/mcp``.
 
-One warm retriever per collection serves every request (:mod:`pipelines.retrieve.warm`); each request's options
-(k, mode, filters, rerank) go to it per call, so the service follows the same rules as ``qwen-rag query``. With an
-API key, every path but ``/health`` and the browser pages (``/``, ``/docs`` and its files: they hold no data, and a
-browser must load them before it can send the key, :mod:`pipelines.service.docs`) needs ``Authorization: Bearer KEY``
-(:mod:`pipelines.service.auth`).
+Every collection of the store can be searched (``collection`` in a request; default: the service's). One warm
+retriever per collection serves every request (:mod:`pipelines.retrieve.warm`, the most recently used kept); each
+request's options (k, mode, filters, rerank, window) go to it per call, so the service follows the same rules as
+``qwen-rag query``. With keys (``--api-key``, or ``--keys FILE`` giving each key its collections), every path but
+``/health`` and the browser pages (``/``, ``/docs`` and its files: they hold no data, and a browser must load them
+before it can send the key, :mod:`pipelines.service.docs`) needs ``Authorization: Bearer KEY``
+(:mod:`pipelines.service.auth`); a collection the key may not read is a 403 that names no other collection, and
+``/v1/collections`` lists only those it may read.
 
 >>> from pipelines.settings import Settings
 >>> app = create_app(Settings(store="/tmp/qwen-rag-doc"), api_key="s3cret")
 >>> [r.path for r in app.routes if r.path.startswith("/v1")]
-['/v1/retrieve']
+['/v1/retrieve', '/v1/collections', '/v1/retrieval']
 """
 
 from __future__ import annotations
@@ -29,23 +33,28 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from loaders.errors import one_line
 from pipelines.embeddings import Provider
-from pipelines.errors import EmbeddingServerError, QwenRagError, StoreUnavailable
+from pipelines.errors import ConfigError, EmbeddingServerError, QwenRagError, StoreUnavailable
 from pipelines.retrieve.passages import passage
-from pipelines.retrieve.warm import WarmRetrievers
-from pipelines.service.auth import BearerAuth
+from pipelines.retrieve.warm import DEFAULT_LIMIT, WarmRetrievers
+from pipelines.service.auth import BearerAuth, access_of
+from pipelines.service.dify import add_dify
 from pipelines.service.docs import add_docs
+from pipelines.service.keys import Keys
 from pipelines.service.mcp import http_app as mcp_http_app
 from pipelines.service.page import search_page
 from pipelines.service.schemas import (
     ERRORS,
     MAX_K,
     UNAUTHORIZED,
+    Collection,
+    Collections,
     Health,
     Passage,
     RetrieveRequest,
     RetrieveResponse,
 )
 from pipelines.settings import Settings
+from pipelines.store.catalog import collections
 from pipelines.store.chroma import Store
 
 #: What a user reads first in an error's detail: which part of the system failed.
@@ -79,14 +88,20 @@ def create_app(
     settings: Settings,
     *,
     api_key: str | None,
+    keys: Keys | None = None,
     embeddings: Provider | None = None,
     store: Store | None = None,
     host: str = "127.0.0.1",
+    warm_limit: int = DEFAULT_LIMIT,
 ) -> FastAPI:
-    """The service over ``settings``' collection; ``embeddings`` and ``store`` default to the configured ones.
-    ``host`` is where it is served: the MCP endpoint refuses foreign ``Host`` headers on a loopback host (DNS
-    rebinding)."""
-    warm = WarmRetrievers(settings, embeddings=embeddings, store=store)
+    """The service over ``settings``' store, searching ``settings.collection`` by default; ``embeddings`` and
+    ``store`` default to the configured ones. ``api_key`` is one key for every collection, ``keys`` keys scoped to
+    collections (either, or neither: open). ``host`` is where it is served: the MCP endpoint refuses foreign ``Host``
+    headers on a loopback host (DNS rebinding). ``warm_limit``: how many collections' retrievers stay warm."""
+    if api_key and keys:
+        raise ConfigError("give --api-key or --keys, not both")
+    keys = keys or (Keys.single(api_key) if api_key else None)
+    warm = WarmRetrievers(settings, embeddings=embeddings, store=store, limit=warm_limit)
     # MCP over streamable HTTP at /mcp, sharing the warm retrievers with the REST API. Its session manager runs in
     # the app's lifespan and only once per instance, so each lifespan (tests start several) gets a new one.
     mcp = _McpEndpoint()
@@ -105,22 +120,23 @@ def create_app(
 
         make_reranker(settings.rerank_url, settings.rerank_model, top_n=MAX_K)
     default_k = min(settings.k, MAX_K)
-    page, page_headers = search_page({"k": default_k, "mode": settings.mode.value, "needs_key": bool(api_key)})
-    errors = ERRORS | (UNAUTHORIZED if api_key else {})
+    page, page_headers = search_page({"k": default_k, "mode": settings.mode.value, "needs_key": bool(keys)})
+    errors = ERRORS | (UNAUTHORIZED if keys else {})
 
     app = FastAPI(
         title="qwen-rag",
         version=importlib.metadata.version("qwen-rag"),
-        description="Retrieval over a qwen-rag collection: dense, BM25 or hybrid search with citations.",
+        description="Retrieval over qwen-rag collections: dense, BM25 or hybrid search with citations; Dify's "
+        "External Knowledge API at /retrieval.",
         docs_url=None,  # served offline by add_docs; no ReDoc (its bundle needs a CDN)
         redoc_url=None,
         lifespan=lifespan,
     )
     # A route rather than a mount, so that the URL is exactly /mcp (a mount redirects it to /mcp/).
     app.router.routes.append(Route("/mcp", mcp, include_in_schema=False))
-    browser_pages = {"/"} | add_docs(app, keyed=bool(api_key))
-    if api_key:
-        app.add_middleware(BearerAuth, key=api_key, pages=frozenset(browser_pages))
+    browser_pages = {"/"} | add_docs(app, keyed=bool(keys))
+    if keys:
+        app.add_middleware(BearerAuth, keys=keys, pages=frozenset(browser_pages))
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, error: RequestValidationError) -> JSONResponse:
@@ -140,12 +156,15 @@ def create_app(
         return JSONResponse({"detail": f"store: {one_line(str(error))}"}, status_code=503)
 
     @app.post("/v1/retrieve", response_model=RetrieveResponse, responses=errors)
-    def retrieve(body: RetrieveRequest) -> RetrieveResponse:
+    def retrieve(body: RetrieveRequest, request: Request) -> RetrieveResponse:
         """The top-k passages for a query, best first, with source, page, section or sheet, offset and score."""
         started = time.perf_counter()
+        name = body.collection or settings.collection
+        if not access_of(request.scope).may_read(name):
+            raise HTTPException(403, "this key may not read that collection")
         if body.rerank and not settings.rerank_url:
             raise HTTPException(409, "this service has no reranker: start it with --rerank-url")
-        docs = warm.get().invoke(body.query, **(body.options() | {"k": body.k or default_k}))
+        docs = warm.get(name).invoke(body.query, **(body.options() | {"k": body.k or default_k}))
         took = round((time.perf_counter() - started) * 1000, 1)
         return RetrieveResponse(
             query=body.query,
@@ -153,6 +172,17 @@ def create_app(
             results=[Passage(**passage(d)) for d in docs],
             took_ms=took,
         )
+
+    unauthorized = {401: UNAUTHORIZED[401]} if keys else {}
+
+    @app.get("/v1/collections", response_model=Collections, responses={503: ERRORS[503]} | unauthorized)
+    def list_collections(request: Request) -> Collections:
+        """The collections this key may read: name, chunk count, and the model, dimension and task that built each."""
+        access = access_of(request.scope)
+        found = [info for info in collections(warm.store()) if access.may_read(info.name)]
+        return Collections(collections=[Collection(**vars(info)) for info in found])
+
+    add_dify(app, warm)
 
     @app.get("/health", response_model=Health, responses={503: ERRORS[503]})
     def health() -> Health:

@@ -1,8 +1,13 @@
 """The Model Context Protocol server: chat clients and agents search a qwen-rag collection through three tools.
 
-- ``search``: ranked passages with their citation (source, page, section, sheet and rows, offset, score);
+- ``search``: ranked passages with their citation (source, page, section, sheet and rows, offset, score), from any
+  collection, each with its neighbouring chunks if asked (``window``);
 - ``read``: the text around a hit, stitched from the stored chunks (:mod:`pipelines.retrieve.context`);
 - ``collections``: what the store holds (:mod:`pipelines.store.catalog`).
+
+Over HTTP with keys scoped to collections (``serve --keys``), the tools see only what the request's key may read
+(:data:`pipelines.service.keys.CURRENT`): another collection is refused without a word on whether it exists, and
+``collections`` lists only the readable ones.
 
 Why the tools hold state: loading the embedding model (or learning the embedding server) and the BM25 index takes
 seconds, a search milliseconds. The server keeps one warm retriever per collection
@@ -53,7 +58,8 @@ from pipelines.errors import QwenRagError, StoreError
 from pipelines.retrieve.context import Excerpt, read_around
 from pipelines.retrieve.passages import passage
 from pipelines.retrieve.warm import WarmRetrievers
-from pipelines.service.schemas import Passage, Text
+from pipelines.service.keys import CURRENT
+from pipelines.service.schemas import MAX_WINDOW, Passage, Text
 from pipelines.settings import Settings
 from pipelines.store.catalog import CollectionInfo, collections
 
@@ -91,6 +97,15 @@ Where = Annotated[
     Field(description='A Chroma where filter, e.g. {"year": {"$gte": 2024}}; combined with the others by "and".'),
 ]
 CollectionName = Annotated[Text | None, Field(description="Collection to use; default: the server's (see collections)")]
+Window = Annotated[
+    int,
+    Field(
+        ge=0,
+        le=MAX_WINDOW,
+        description="Return each passage with this many chunks before and after it from its file, joined in order; "
+        "spans marks where the hits lie in the text.",
+    ),
+]
 Source = Annotated[Text, Field(min_length=1, description="The file: a passage's source, as search returns it.")]
 Offset = Annotated[int, Field(ge=0, description="Character offset to read around: a passage's start_index.")]
 Tokens = Annotated[int, Field(ge=1, le=MAX_TOKENS, description="About how much text to return, in tokens.")]
@@ -118,6 +133,7 @@ class Tools:
         fields: Fields = None,
         where: Where = None,
         collection: CollectionName = None,
+        window: Window = 0,
     ) -> list[Passage]:
         """Search the indexed files: the passages that best answer the query, best first, each with its source
         (and page, section, sheet and rows where the format has them) to cite, and a score (higher is better;
@@ -125,7 +141,8 @@ class Tools:
         if not query.strip():
             raise ToolError("query is blank")
         options: dict[str, Any] = {"k": k, "mode": mode, "source": source, "file_type": file_type}
-        options |= {"page_from": page_from, "page_to": page_to, "filter": fields, "where": where}
+        options |= {"page_from": page_from, "page_to": page_to, "filter": fields, "where": where, "window": window}
+        collection = self._readable(collection)
         with _one_line_errors():
             try:
                 docs = self.warm.get(collection).invoke(query, **options)
@@ -146,7 +163,7 @@ class Tools:
     ) -> Excerpt:
         """Read an indexed file around a position, e.g. the context of a search hit: about a quarter of the text
         before start_index and the rest after it, with the offsets it spans. To go on, read from end_index."""
-        name = collection or self.settings.collection
+        name = self._readable(collection)
         with _one_line_errors():
             store = self.warm.store()
             found = store.existing(name)
@@ -157,8 +174,17 @@ class Tools:
     def collections(self) -> list[CollectionInfo]:
         """The collections of the store: name, chunk count, and the embedding model, dimension and query task
         that built each. search and read use the server's collection unless told another."""
+        access = CURRENT.get()
         with _one_line_errors():
-            return collections(self.warm.store())
+            return [info for info in collections(self.warm.store()) if access.may_read(info.name)]
+
+    def _readable(self, collection: str | None) -> str:
+        """The collection to use, if the request's key may read it; else the same error as for no such collection,
+        so that a key learns nothing of collections it may not read."""
+        name = collection or self.settings.collection
+        if not CURRENT.get().may_read(name):
+            raise ToolError(f"no collection '{name}' for this key: call collections for those it may read")
+        return name
 
 
 @contextmanager

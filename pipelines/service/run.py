@@ -21,6 +21,7 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from pipelines.service.app import create_app
+from pipelines.service.keys import Keys
 from pipelines.settings import Settings
 
 logger = logging.getLogger("pipelines.service.run")
@@ -35,11 +36,17 @@ def _is_loopback(host: str) -> bool:
         return False  # a host name: assume it is reachable from elsewhere
 
 
-def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, api_key: str | None = None) -> None:
+def serve(
+    settings: Settings,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    api_key: str | None = None,
+    keys: Keys | None = None,
+) -> None:
     """Run the service under uvicorn until interrupted (what ``qwen-rag serve`` does)."""
-    if not api_key and not _is_loopback(host):
+    if not api_key and not keys and not _is_loopback(host):
         logger.warning("serving on %s without --api-key: anyone who can reach it can read the whole index", host)
-    uvicorn.run(create_app(settings, api_key=api_key, host=host), host=host, port=port)
+    uvicorn.run(create_app(settings, api_key=api_key, keys=keys, host=host), host=host, port=port)
 
 
 @contextmanager

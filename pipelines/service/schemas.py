@@ -14,6 +14,7 @@ from pipelines.settings import Mode
 
 MAX_K = 100
 MAX_QUERY_CHARS = 4000
+MAX_WINDOW = 10  # the bound of Settings.window
 _MAX_PAGE_NUMBER = 2**31 - 1  # Chroma compares int metadata as 64-bit; bigger numbers are not bad input to crash on
 
 
@@ -37,6 +38,11 @@ def _whole_number(value: object) -> object:
 Text = Annotated[str, AfterValidator(_unicode)]
 PageNumber = Annotated[int, Field(ge=1, le=_MAX_PAGE_NUMBER), BeforeValidator(_whole_number)]
 Count = Annotated[int, Field(ge=1, le=MAX_K), BeforeValidator(_whole_number)]
+Window = Annotated[int, Field(ge=0, le=MAX_WINDOW), BeforeValidator(_whole_number)]
+# Chroma's rule for collection names.
+CollectionName = Annotated[
+    Text, Field(min_length=3, max_length=512, pattern=r"^[a-zA-Z0-9][a-zA-Z0-9._-]*[a-zA-Z0-9]$")
+]
 
 _STRICT = ConfigDict(extra="forbid", strict=True)
 
@@ -171,6 +177,14 @@ class RetrieveRequest(BaseModel):
     mode: Mode | None = Field(None, strict=False, description="dense, bm25 or hybrid; default: the service's `--mode`.")
     filters: Filters | None = None
     rerank: bool = Field(False, description="Rerank with the service's reranker (`--rerank-url`).")
+    collection: CollectionName | None = Field(
+        None, description="The collection to search (see `GET /v1/collections`); default: the service's."
+    )
+    window: Window | None = Field(
+        None,
+        description="Return each passage with this many chunks before and after it from its file, joined in order "
+        "(`spans` marks the hits in it); default: the service's `--window`.",
+    )
     min_score: float | None = Field(None, ge=-1, le=1, description="Drop dense passages below this cosine similarity.")
 
     @field_validator("query")
@@ -183,7 +197,17 @@ class RetrieveRequest(BaseModel):
     def options(self) -> dict[str, Any]:
         """The retriever's per-call options this request asks for (None: the service's default)."""
         filters = self.filters.options() if self.filters else {}
-        return {**filters, "k": self.k, "mode": self.mode, "min_score": self.min_score, "rerank": self.rerank}
+        return {
+            **filters,
+            "k": self.k,
+            "mode": self.mode,
+            "min_score": self.min_score,
+            "rerank": self.rerank,
+            "window": self.window,
+        }
+
+
+Span = Annotated[list[int], Field(min_length=2, max_length=2)]
 
 
 class Passage(BaseModel):
@@ -205,6 +229,9 @@ class Passage(BaseModel):
         description="PDF: where the passage stands, one [page, x0, top, x1, bottom] per page, in points from the "
         "page's top-left corner.",
     )
+    spans: list[Span] | None = Field(
+        None, description="With `window`: where the hits lie in `text`, as [start, end) character offsets."
+    )
 
 
 class RetrieveResponse(BaseModel):
@@ -220,6 +247,18 @@ class Health(BaseModel):
     chunks: int
 
 
+class Collection(BaseModel):
+    name: str
+    chunks: int
+    model: str | None = Field(description="The embedding model that built it; null if qwen-rag did not.")
+    dimension: int | None
+    task: str | None = Field(description="The query instruction it was ingested with, if any.")
+
+
+class Collections(BaseModel):
+    collections: list[Collection] = Field(description="The collections this key may read, by name.")
+
+
 class ErrorBody(BaseModel):
     detail: str = Field(description="One line saying what went wrong and what to do.")
 
@@ -229,4 +268,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     409: {"model": ErrorBody, "description": "No collection yet, or it was built with another model; or no reranker."},
     503: {"model": ErrorBody, "description": "The embedding server or the Chroma store failed."},
 }
-UNAUTHORIZED: dict[int | str, dict[str, Any]] = {401: {"model": ErrorBody, "description": "Missing or wrong key."}}
+UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorBody, "description": "Missing or wrong key."},
+    403: {"model": ErrorBody, "description": "The key may not read that collection."},
+}
