@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 
 from pipelines.embeddings.local import LocalEmbeddings
 from pipelines.ingestion.writer import ingest
-from pipelines.retrieve.passages import PLACES
+from pipelines.retrieve.passages import PLACES, SPANS
 from pipelines.service.app import create_app
 from pipelines.service.run import serve, serve_in_background
 from pipelines.settings import Mode, OnMismatch, Settings
@@ -75,8 +75,8 @@ def test_the_tutorial_query_finds_machine_and_deep_learning(client: TestClient) 
     body = response.json()
     assert body["query"] == AI and body["mode"] == "dense" and body["took_ms"] > 0
     first, second = body["results"]
-    assert set(first) == {"text", "source", "file_type", "page", "start_index", "score", *PLACES, "boxes"}
-    assert first["file_type"] == "text" and all(first[key] is None for key in (*PLACES, "boxes"))
+    assert set(first) == {"text", "source", "file_type", "page", "start_index", "score", *PLACES, "boxes", SPANS}
+    assert first["file_type"] == "text" and all(first[key] is None for key in (*PLACES, "boxes", SPANS))
     assert first["source"] == "ml.txt" and "机器学习" in first["text"]
     assert first["page"] is None and first["start_index"] == 0
     assert first["score"] >= second["score"] > 0
