@@ -11,11 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from chromadb.api.models.Collection import Collection
+from langchain_core.documents import Document
 
 from pipelines.embeddings import make_embeddings
 from pipelines.errors import ConfigError
 from pipelines.ingestion.writer import ingest
-from pipelines.retrieve.context import NotFound, count_tokens, read_around
+from pipelines.retrieve.context import NotFound, count_tokens, read_around, with_windows
+from pipelines.retrieve.passages import SPANS
 from pipelines.settings import Settings
 from pipelines.store.chroma import IndexSignature, open_store
 
@@ -175,3 +177,55 @@ def test_tokens_are_cjk_characters_words_and_symbols() -> None:
     assert count_tokens("") == 0
     assert count_tokens("检索 retrieval-augmented generation, 2024年") == 2 + 3 + 1 + 1 + 1 + 1
     assert count_tokens("かな カナ 한국어") == 2 + 2 + 3
+
+
+# -- windows around search hits ----------------------------------------------------------------------------------
+
+
+def hits(collection: Collection, source: str, *positions: int) -> list[Document]:
+    """Chunks of ``source`` at ``positions``, as the retriever returns them (best first, in the order given)."""
+    got = collection.get(where={"source": source}, include=["documents", "metadatas"])
+    by_position = {
+        int(meta["chunk"]): Document(page_content=text, metadata=dict(meta), id=cid)
+        for cid, text, meta in zip(got["ids"], got["documents"] or [], got["metadatas"] or [], strict=True)
+    }
+    return [by_position[p] for p in positions]
+
+
+def test_a_window_is_the_hit_and_its_neighbours_as_the_file_has_them(collection: Collection, guide: str) -> None:
+    [hit] = hits(collection, "guide.txt", 6)
+    [passage] = with_windows(collection, [hit], 2)
+    before, _, after = hits(collection, "guide.txt", 4, 6, 8)
+    # the file's own text (a gap between chunks is one newline, as read gives it), from chunk 4 to the end of 8
+    start = int(before.metadata["start_index"])
+    end = int(after.metadata["start_index"]) + len(after.page_content)
+    assert passage.page_content == guide[start:end]
+    [(a, b)] = passage.metadata[SPANS]
+    assert passage.page_content[a:b] == hit.page_content
+    assert passage.metadata["chunk"] == 6 and passage.id == hit.id  # the hit's citation
+
+
+def test_neighbouring_hits_share_one_window_and_no_chunk_comes_twice(collection: Collection) -> None:
+    first, second, far = hits(collection, "guide.txt", 8, 9, 14)
+    passages = with_windows(collection, [first, far, second], 1)
+    assert [p.id for p in passages] == [first.id, far.id]  # the merged one keeps the better hit's rank
+    merged = passages[0]
+    chunks = hits(collection, "guide.txt", 7, 8, 9, 10)
+    assert all(merged.page_content.count(c.page_content) == 1 for c in chunks)
+    assert [merged.page_content[a:b] for a, b in merged.metadata[SPANS]] == [first.page_content, second.page_content]
+
+
+def test_the_first_chunk_has_no_chunk_before_it(collection: Collection, guide: str) -> None:
+    [passage] = with_windows(collection, hits(collection, "guide.txt", 0), 1)
+    assert guide.startswith(passage.page_content) and passage.metadata[SPANS][0][0] == 0
+
+
+def test_a_pdf_window_runs_across_its_pages(collection: Collection) -> None:
+    got = collection.get(where={"source": "columns.pdf"}, include=["metadatas"])
+    pages = {int(meta["chunk"]): meta["page"] for meta in got["metadatas"] or []}
+    edge = next(p for p in sorted(pages) if p + 1 in pages and pages[p + 1] != pages[p])  # last chunk of a page
+    [hit] = hits(collection, "columns.pdf", edge)
+    [passage] = with_windows(collection, [hit], 1)
+    [nxt] = hits(collection, "columns.pdf", edge + 1)
+    assert hit.page_content in passage.page_content and nxt.page_content in passage.page_content
+    assert passage.page_content.index(hit.page_content) < passage.page_content.index(nxt.page_content)
