@@ -34,14 +34,14 @@ from chromadb.errors import ChromaError
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from langchain_core.documents import Document
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from loaders.errors import one_line
 from pipelines.errors import QwenRagError
 from pipelines.retrieve.warm import WarmRetrievers
 from pipelines.service.auth import DIFY_PATHS, access_of
 from pipelines.service.conditions import Condition, Operator, where_of
-from pipelines.service.schemas import MAX_K, MAX_QUERY_CHARS, Text, _whole_number
+from pipelines.service.schemas import MAX_QUERY_CHARS, Count, ErrorBody, Text
 from pipelines.store.paging import pages
 from pipelines.store.records import CHUNK_HASH, CHUNKER, FILE_HASH, POSITION, ROOT, SOURCE, TOTAL
 
@@ -59,7 +59,7 @@ ScalarValue = Text | int | float | bool
 class RetrievalSetting(BaseModel):
     model_config = _LENIENT
 
-    top_k: Annotated[int | None, BeforeValidator(_whole_number), Field(ge=1, le=MAX_K)] = Field(
+    top_k: Count | None = Field(
         None, description="At most this many records; default: the service's `--k`."
     )
     score_threshold: float | None = Field(
@@ -132,7 +132,7 @@ class DifyError(BaseModel):
 
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"model": DifyError, "description": "A metadata_condition that cannot be applied."},
+    400: {"model": DifyError | ErrorBody, "description": "A metadata_condition that cannot apply; a body not UTF-8."},
     403: {"model": DifyError, "description": "No key, a wrong key (1001, 1002), or a knowledge the key may not read."},
     404: {"model": DifyError, "description": "No such knowledge (2001)."},
     409: {"model": DifyError, "description": "The collection was built with another model, or scores outside 0–1."},

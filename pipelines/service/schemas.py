@@ -39,9 +39,11 @@ Text = Annotated[str, AfterValidator(_unicode)]
 PageNumber = Annotated[int, Field(ge=1, le=_MAX_PAGE_NUMBER), BeforeValidator(_whole_number)]
 Count = Annotated[int, Field(ge=1, le=MAX_K), BeforeValidator(_whole_number)]
 Window = Annotated[int, Field(ge=0, le=MAX_WINDOW), BeforeValidator(_whole_number)]
-# Chroma's rule for collection names.
+# Chroma's rule for collection names; in the schema by hand, as pydantic leaves a pattern after a validator out.
+_COLLECTION_NAME = r"^[a-zA-Z0-9][a-zA-Z0-9._-]*[a-zA-Z0-9]$"
 CollectionName = Annotated[
-    Text, Field(min_length=3, max_length=512, pattern=r"^[a-zA-Z0-9][a-zA-Z0-9._-]*[a-zA-Z0-9]$")
+    Text,
+    Field(min_length=3, max_length=512, pattern=_COLLECTION_NAME, json_schema_extra={"pattern": _COLLECTION_NAME}),
 ]
 
 _STRICT = ConfigDict(extra="forbid", strict=True)

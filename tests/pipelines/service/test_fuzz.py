@@ -43,6 +43,10 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BaseSchema]:
         ("POST", "/v1/retrieve", GenerationMode.POSITIVE),
         ("POST", "/v1/retrieve", GenerationMode.NEGATIVE),
         ("GET", "/health", GenerationMode.POSITIVE),
+        ("GET", "/v1/collections", GenerationMode.POSITIVE),
+        ("POST", "/retrieval", GenerationMode.POSITIVE),
+        ("POST", "/retrieval", GenerationMode.NEGATIVE),
+        ("POST", "/v1/retrieval", GenerationMode.NEGATIVE),
     ],
 )
 def test_no_server_errors_and_answers_match_the_spec(
