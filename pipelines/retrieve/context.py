@@ -319,15 +319,15 @@ def _stitch_window(collection: Collection, window: _Window) -> Document:
     clauses += [{POSITION: {"$gte": window.lo}}, {POSITION: {"$lte": window.hi}}]
     got = collection.get(where={"$and": clauses}, include=["documents", "metadatas"])
     texts = dict(zip(got["ids"], (d or "" for d in got["documents"] or []), strict=True))
-    rows = sorted(
-        zip(got["ids"], (dict(m or {}) for m in got["metadatas"] or []), strict=True),
-        key=lambda row: int(row[1].get(POSITION) or 0),
-    )
+    metadatas: list[dict[str, Any]] = [dict(m or {}) for m in got["metadatas"] or []]
+    rows = sorted(zip(got["ids"], metadatas, strict=True), key=lambda row: int(row[1].get(POSITION) or 0))
     # Offsets count within a page (PDF, slides): stitch page by page, a newline between pages.
     by_page: dict[int | None, list[_Chunk]] = {}
     for cid, meta in rows:
-        page = meta.get("page") if isinstance(meta.get("page"), int) else None
-        by_page.setdefault(page, []).append(_Chunk(cid, int(meta.get("start_index") or 0)))
+        page = meta.get("page")
+        by_page.setdefault(page if isinstance(page, int) else None, []).append(
+            _Chunk(cid, int(meta.get("start_index") or 0))
+        )
     out: list[str] = []
     places: dict[tuple[int | None, int], int] = {}  # (page, file offset of a run) -> its offset in the text
     runs: dict[int | None, list[tuple[int, str]]] = {}

@@ -23,6 +23,7 @@ import importlib.metadata
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from chromadb.errors import ChromaError
 from fastapi import FastAPI, HTTPException, Request
@@ -173,9 +174,11 @@ def create_app(
             took_ms=took,
         )
 
-    unauthorized = {401: UNAUTHORIZED[401]} if keys else {}
+    listing: dict[int | str, dict[str, Any]] = {503: ERRORS[503]}
+    if keys:
+        listing[401] = UNAUTHORIZED[401]
 
-    @app.get("/v1/collections", response_model=Collections, responses={503: ERRORS[503]} | unauthorized)
+    @app.get("/v1/collections", response_model=Collections, responses=listing)
     def list_collections(request: Request) -> Collections:
         """The collections this key may read: name, chunk count, and the model, dimension and task that built each."""
         access = access_of(request.scope)

@@ -27,7 +27,7 @@ otherwise the HTTP status as the code (400 a condition it cannot take, 409 no us
 from __future__ import annotations
 
 from pathlib import PurePosixPath
-from typing import Annotated, Any
+from typing import Any, Literal
 
 from chromadb.api.models.Collection import Collection
 from chromadb.errors import ChromaError
@@ -59,9 +59,7 @@ ScalarValue = Text | int | float | bool
 class RetrievalSetting(BaseModel):
     model_config = _LENIENT
 
-    top_k: Count | None = Field(
-        None, description="At most this many records; default: the service's `--k`."
-    )
+    top_k: Count | None = Field(None, description="At most this many records; default: the service's `--k`.")
     score_threshold: float | None = Field(
         0.0, ge=0, le=1, description="Only records scoring at least this (0–1); 0 or null: every one."
     )
@@ -80,7 +78,7 @@ class DifyCondition(BaseModel):
 class MetadataCondition(BaseModel):
     model_config = _LENIENT
 
-    logical_operator: Annotated[str, Field(pattern="^(and|or)$")] | None = "and"
+    logical_operator: Literal["and", "or"] | None = "and"
     conditions: list[DifyCondition] | None = Field(None, max_length=50)
 
 
