@@ -26,6 +26,7 @@ otherwise the HTTP status as the code (400 a condition it cannot take, 409 no us
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import PurePosixPath
 from typing import Any, Literal
 
@@ -182,7 +183,7 @@ def _retrieve(warm: WarmRetrievers, body: RetrievalRequest, request: Request) ->
     condition = body.metadata_condition
     if condition is not None and condition.conditions:
         conditions = [Condition(c.name, c.comparison_operator, c.value) for c in condition.conditions]
-        options["where"] = where_of(condition.logical_operator, conditions, _distinct_values(collection))
+        options["where"] = where_of(condition.logical_operator, conditions, distinct_values(collection))
     retriever = warm.get(name)
     docs = retriever.invoke(body.query, **options)
     threshold = setting.score_threshold or 0.0
@@ -209,7 +210,7 @@ def _record(doc: Document, score: float) -> Record:
     )
 
 
-def _distinct_values(collection: Collection) -> Any:
+def distinct_values(collection: Collection) -> Callable[[str], list[Any]]:
     """``distinct(field)``: the values ``field`` holds in ``collection``, read in one scan for all fields asked."""
     seen: dict[str, set[Any]] | None = None
 
