@@ -165,7 +165,11 @@ def create_app(
             raise HTTPException(403, "this key may not read that collection")
         if body.rerank and not settings.rerank_url:
             raise HTTPException(409, "this service has no reranker: start it with --rerank-url")
-        docs = warm.get(name).invoke(body.query, **(body.options() | {"k": body.k or default_k}))
+        try:
+            docs = warm.get(name).invoke(body.query, **(body.options() | {"k": body.k or default_k}))
+        except ChromaError:
+            warm.forget(name)  # e.g. rebuilt by `ingest --full`: the next request builds on the new one
+            raise
         took = round((time.perf_counter() - started) * 1000, 1)
         return RetrieveResponse(
             query=body.query,
