@@ -11,8 +11,9 @@ body: a 403 there is "authorization failed", a 404 "not found"; a 422 for the mi
 - ``knowledge_id`` is a collection name; one the key may not read is a 403 (``error_code`` 1002) whether or not it
   exists, one it may read that does not exist a 404 (2001, "unknown knowledge").
 - ``top_k`` and ``score_threshold`` are honoured in the service's mode (``serve --mode``): the records are the
-  top_k best whose score is at least the threshold. Scores must lie in 0–1 as Dify reads them: dense cosine
-  similarity does; hybrid and the others must, and a score outside 0–1 is an error (409), never clamped.
+  top_k best whose score is at least the threshold. Every mode scores in 0–1 as Dify reads them (dense: cosine
+  similarity, below 0 only for a passage no threshold keeps; hybrid: the fused score; bm25: over the best hit's);
+  a score above 1 would be an error (409), never clamped.
 - A record's ``title`` is its file's ``title`` (a document property), else its file name; ``metadata`` is an object
   with the passage's citation (source, page, section, sheet and rows, offset) and the user's own fields.
 - ``metadata_condition`` becomes a Chroma ``where`` (:mod:`pipelines.service.conditions`); one it cannot take is a
@@ -190,11 +191,14 @@ def _retrieve(warm: WarmRetrievers, body: RetrievalRequest, request: Request) ->
     records = []
     for doc in docs:
         score = doc.metadata.get("score")
-        if not isinstance(score, int | float) or not 0 <= score <= 1:
+        if not isinstance(score, int | float):
+            raise DifyFailure(409, 409, f"a passage of {doc.metadata.get(SOURCE)} has no score")
+        if score < threshold:  # a negative cosine too: below any threshold Dify can send
+            continue
+        if score > 1:
             mode = retriever.options({}).mode.value
-            raise DifyFailure(409, 409, f"a {mode} score of {score} is outside 0–1: serve with --mode dense or hybrid")
-        if score >= threshold:
-            records.append(_record(doc, float(score)))
+            raise DifyFailure(409, 409, f"a {mode} score of {score} is above 1: Dify reads scores in 0-1")
+        records.append(_record(doc, float(score)))
     return RetrievalResponse(records=records)
 
 
