@@ -310,17 +310,34 @@ def with_windows(collection: Collection, docs: list[Document], n: int) -> list[D
                     windows.remove(earlier)
         if merged is None:
             windows.append(window)
-    return [_stitch_window(collection, w) if isinstance(w, _Window) else w for w in windows]
-
-
-def _stitch_window(collection: Collection, window: _Window) -> Document:
-    root, source, file_hash = window.file
-    clauses: list[dict[str, Any]] = [{SOURCE: source}, {ROOT: root}, {FILE_HASH: file_hash}]
-    clauses += [{POSITION: {"$gte": window.lo}}, {POSITION: {"$lte": window.hi}}]
-    got = collection.get(where={"$and": clauses}, include=["documents", "metadatas"])
+    spans = [w for w in windows if isinstance(w, _Window)]
+    if not spans:
+        return [w for w in windows if isinstance(w, Document)]
+    # One read for every window: each Chroma query with a where scans the collection's metadata once.
+    wheres = [_where(w) for w in spans]
+    got = collection.get(where=wheres[0] if len(wheres) == 1 else {"$or": wheres}, include=["documents", "metadatas"])
     texts = dict(zip(got["ids"], (d or "" for d in got["documents"] or []), strict=True))
     metadatas: list[dict[str, Any]] = [dict(m or {}) for m in got["metadatas"] or []]
     rows = sorted(zip(got["ids"], metadatas, strict=True), key=lambda row: int(row[1].get(POSITION) or 0))
+    return [_stitch_window(collection, w, rows, texts) if isinstance(w, _Window) else w for w in windows]
+
+
+def _where(window: _Window) -> dict[str, Any]:
+    root, source, file_hash = window.file
+    clauses: list[dict[str, Any]] = [{SOURCE: source}, {ROOT: root}, {FILE_HASH: file_hash}]
+    return {"$and": [*clauses, {POSITION: {"$gte": window.lo}}, {POSITION: {"$lte": window.hi}}]}
+
+
+def _stitch_window(
+    collection: Collection, window: _Window, every: list[tuple[str, dict[str, Any]]], texts: dict[str, str]
+) -> Document:
+    """The window's chunks, from ``every`` chunk read for all windows (in file order), stitched."""
+    rows = [
+        (cid, meta)
+        for cid, meta in every
+        if (str(meta.get(ROOT)), str(meta.get(SOURCE)), str(meta.get(FILE_HASH))) == window.file
+        and window.lo <= int(meta.get(POSITION) or 0) <= window.hi
+    ]
     # Offsets count within a page (PDF, slides): stitch page by page, a newline between pages.
     by_page: dict[int | None, list[_Chunk]] = {}
     for cid, meta in rows:
