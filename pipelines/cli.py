@@ -77,8 +77,7 @@ def make_settings(options: dict[str, Any]) -> Settings:
 STORE = ("store", "chroma_url", "collection")
 EMBEDDINGS = ("embeddings_url", "embeddings_model", "api_key", "task", "dimensions", "batch_size", "timeout")
 
-# No --where flag yet: a JSON object needs its own parsing, which the metadata half of issue 18 brings.
-RETRIEVAL = (*(name for name in SEARCH_FIELDS if name != "where"), "rerank_url", "rerank_model")
+RETRIEVAL = (*SEARCH_FIELDS, "rerank_url", "rerank_model")
 
 
 class FriendlyGroup(click.Group):
