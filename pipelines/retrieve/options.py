@@ -11,7 +11,7 @@ A retriever takes them as LangChain retrievers take ``search_kwargs``: at constr
 Traceback (most recent call last):
 pipelines.errors.ConfigError: unknown retrieval option 'colour' (known: bm25_weight, coverage_tau, dense_weight, \
 file_type, filter, fusion, fusion_alpha, k, min_score, mmr, mmr_lambda, mode, page_from, page_to, rerank, \
-rerank_candidates, rrf_k, source, task, where)
+rerank_candidates, rrf_k, source, task, where, window)
 """
 
 from __future__ import annotations
