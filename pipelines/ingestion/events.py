@@ -19,10 +19,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from loaders import Problem
+from pipelines.store.marker import FileKey
 
 Metadata = dict[str, str | int | float | bool]
-#: A file as the store knows it: (root, source).
-FileKey = tuple[str, str]
 
 
 @dataclass

@@ -33,11 +33,12 @@ from pipelines.embeddings import Provider, make_embeddings
 from pipelines.errors import ConfigError, StoreError
 from pipelines.retrieve import filters
 from pipelines.retrieve.fusion import reciprocal_rank_fusion
-from pipelines.retrieve.lexical import BM25Index
-from pipelines.retrieve.lexical_sync import sync_bm25
+from pipelines.retrieve.lexical import LexicalIndex
+from pipelines.retrieve.lexical_sync import lexical_sync
 from pipelines.retrieve.options import MAX_K, RERANK, options
 from pipelines.retrieve.rerank import make_reranker
 from pipelines.settings import Mode, Settings
+from pipelines.store import marker
 from pipelines.store.chroma import Store, open_store
 from pipelines.store.paging import pages
 from pipelines.store.records import SOURCE
@@ -56,9 +57,8 @@ class QwenRagRetriever(BaseRetriever):
     store: Store
     reranker: BaseDocumentCompressor | None = None
     search_kwargs: dict[str, Any] = Field(default_factory=dict, description="Options over the settings' own.")
-    # Derived data, kept while the collection's size is unchanged: the BM25 index and the list of sources.
-    _lexical: tuple[int, BM25Index] | None = PrivateAttr(default=None)
-    _sources: tuple[int, list[str]] | None = PrivateAttr(default=None)
+    # Derived data, kept while the collection's change marker is unchanged: the list of sources.
+    _sources: tuple[str | None, list[str]] | None = PrivateAttr(default=None)
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
     @model_validator(mode="before")
@@ -106,20 +106,16 @@ class QwenRagRetriever(BaseRetriever):
 
     # -- lexical and fused ---------------------------------------------------------------------------------
 
-    def _lexical_index(self) -> BM25Index:
-        """The BM25 index, loaded once and re-synced when the collection changed size since."""
-        count = self.collection.count()
-        with self._lock:
-            if self._lexical is None or self._lexical[0] != count:
-                self._lexical = (count, sync_bm25(self.store, self.collection))
-            return self._lexical[1]
+    def _lexical_index(self) -> LexicalIndex:
+        """The lexical index, caught up first with whatever changed in the collection (its marker moved)."""
+        return lexical_sync(self.store, self.collection.name).current(self.store, self.collection)
 
     def _bm25(self, query: str, k: int, s: Settings) -> list[Document]:
         where = self._where(s)
         # Filters apply after BM25 ranks; fetch extra so that k survive a selective filter.
         hits = self._lexical_index().search(query, k if where is None else max(k * 10, s.rerank_candidates))
-        docs = self._fetch([cid for cid, _ in hits], where)
-        scores = dict(hits)
+        docs = self._fetch([hit.id for hit in hits], where)
+        scores = {hit.id: hit.score for hit in hits}
         for doc in docs:
             doc.metadata["score"] = round(scores[str(doc.id)], 6)
         return docs[:k]
@@ -196,14 +192,14 @@ class QwenRagRetriever(BaseRetriever):
         return filters.where(s, self._all_sources)
 
     def _all_sources(self) -> list[str]:
-        """Distinct sources, cached until the collection's size changes."""
-        count = self.collection.count()
+        """Distinct sources, cached until the collection's change marker moves."""
+        current = marker.read(self.store, self.collection.name).value
         with self._lock:
-            if self._sources is None or self._sources[0] != count:
+            if self._sources is None or self._sources[0] != current:
                 sources: set[str] = set()
                 for page in pages(self.collection, include=["metadatas"]):
                     sources.update(str((m or {}).get(SOURCE)) for m in page["metadatas"] or [])
-                self._sources = (count, sorted(sources))
+                self._sources = (current, sorted(sources))
             return self._sources[1]
 
 
