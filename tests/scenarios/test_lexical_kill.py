@@ -38,7 +38,8 @@ def spy(self, file, chunks):
     staged.extend(text for _, text in chunks)
     put(self, file, chunks)
 
-owner, name = {"commit": (lexical.LexicalIndex, "commit"), "state": (lexical_sync.LexicalSync, "_save_state")}[sys.argv[1]]
+steps = {"commit": (lexical.LexicalIndex, "commit"), "state": (lexical_sync.LexicalSync, "_save_state")}
+owner, name = steps[sys.argv[1]]
 step = getattr(owner, name)
 
 def step_or_die(*args, **kwargs):
