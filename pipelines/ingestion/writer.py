@@ -21,7 +21,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -35,14 +35,14 @@ from pipelines.embeddings.counters import counter_for
 from pipelines.errors import IngestError
 from pipelines.ingestion.events import Batch, Chunk, End, FileKey, FileRead, FrontCrashed, PageSkipped, ServerGaveUp
 from pipelines.ingestion.front import Front, embed_batch
-from pipelines.ingestion.plan import Job, plan
+from pipelines.ingestion.plan import Job, Plan, plan
 from pipelines.ingestion.report import IngestAborted, IngestReport
 from pipelines.ingestion.running import Running
 from pipelines.retrieve.lexical import LexicalIndex
 from pipelines.retrieve.lexical_sync import file_key, lexical_sync
 from pipelines.settings import Settings, Workers
 from pipelines.store.chroma import TASK_KEY, IndexSignature, Store, open_store
-from pipelines.store.records import POSITION, SOURCE, TOTAL, FileRecord, read_records
+from pipelines.store.records import POSITION, SOURCE, TOTAL, FileRecord, read_files, read_heads, read_records
 
 __all__ = ["WRITE_BATCH", "Ingest", "IngestAborted", "IngestReport", "ingest"]
 
@@ -119,8 +119,7 @@ class Ingest:
             if self.settings.task is not None:
                 # The collection remembers its query instruction, so every later query uses it by default.
                 collection.modify(metadata={**(collection.metadata or {}), TASK_KEY: self.settings.task})
-            records = read_records(self.store, collection, (str(r) for r in roots))
-            todo = plan(walk(roots, self.settings.include, self.settings.exclude), roots, records, self.chunker_id)
+            todo = self._plan(collection, roots)
             report.files, report.unchanged, report.failed = todo.files, todo.unchanged, todo.unreadable
             report.problems.extend(todo.problems)
             self._delete_gone(collection, todo.gone, report)
@@ -129,6 +128,20 @@ class Ingest:
             finally:
                 report.seconds = round(time.monotonic() - started, 3)
         return report
+
+    def _plan(self, collection: Collection, roots: list[Path]) -> Plan:
+        """The plan from the files' first chunks, then the full records of the files to change only (see
+        :mod:`pipelines.store.records`); from every chunk's record if a crash left a partial file."""
+        names = [str(r) for r in roots]
+        found = walk(roots, self.settings.include, self.settings.exclude)
+        heads = read_heads(self.store, collection, names)
+        if heads is None:
+            return plan(found, roots, read_records(self.store, collection, names), self.chunker_id)
+        todo = plan(found, roots, heads, self.chunker_id)
+        full = read_files(self.store, collection, [job.key for job in todo.jobs if job.record] + list(todo.gone))
+        todo.jobs = [replace(job, record=full.get(job.key)) if job.record else job for job in todo.jobs]
+        todo.gone = {key: full[key] for key in todo.gone if key in full}
+        return todo
 
     def _delete_gone(self, collection: Collection, gone: dict[FileKey, FileRecord], report: IngestReport) -> None:
         """Files that left the roots lose their chunks (see :mod:`pipelines.ingestion.plan`)."""
