@@ -363,3 +363,7 @@ def compare(
         click.echo(json.dumps(asdict(result), ensure_ascii=False, default=str))
         return
     click.echo(render(result), nl=False)
+
+
+if __name__ == "__main__":
+    main()

@@ -34,6 +34,7 @@ class Chunk:
     metadata: Metadata
     reuse: str | None = None  # id of a stored chunk with the same text, whose vector can be reused
     vector: np.ndarray | None = None  # float32: a quarter of the bytes of a list of floats between processes
+    terms: str = ""  # the text's BM25 terms, space-separated: analysed by the front, beside the embedding
 
 
 @dataclass

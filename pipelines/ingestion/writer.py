@@ -126,6 +126,7 @@ class Ingest:
             try:
                 self._pipeline(collection, todo.jobs, report)
             finally:
+                lexical_sync(self.store, collection.name).release()
                 report.seconds = round(time.monotonic() - started, 3)
         return report
 
@@ -337,7 +338,7 @@ class Ingest:
     def _upsert(self, collection: Collection, index: LexicalIndex, chunks: list[Chunk], report: IngestReport) -> None:
         if chunks:
             for chunk in chunks:
-                index.put(file_key(*chunk.key), [(chunk.id, chunk.text)])
+                index.put_terms(file_key(*chunk.key), [(chunk.id, chunk.terms)])
             self.store.upsert(
                 collection,
                 [c.id for c in chunks],

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     import jieba
     import Stemmer
 
-__all__ = ["LexicalHit", "LexicalIndex", "analyze"]
+__all__ = ["IndexBusy", "LexicalHit", "LexicalIndex", "analyze"]
 
 _CJK = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f"
 # A run of Han characters goes to jieba; any other run of letters/digits is one word. Han is excluded from the
@@ -98,6 +98,10 @@ def _stem(words: list[str]) -> list[str]:
     return _stemmer().stemWords(words) if words else []
 
 
+class IndexBusy(Exception):
+    """Another process holds the index's writer (an ingest on a machine that shares the index directory)."""
+
+
 class LexicalHit(NamedTuple):
     """One chunk found by words: its BM25 ``score`` and the share of the query's IDF it holds (``coverage``)."""
 
@@ -148,6 +152,10 @@ class LexicalIndex:
         index.commit()
         return index
 
+    def reload(self) -> None:
+        """See the last commit, made by this object or another (tantivy reloads on commit, with a short delay)."""
+        self._index.reload()
+
     def __len__(self) -> int:
         self._index.reload()
         return int(self._index.searcher().num_docs)
@@ -156,17 +164,26 @@ class LexicalIndex:
 
     def _staging(self) -> tantivy.IndexWriter:
         if self._writer is None:
-            # One indexing thread: the machine's cores belong to the embedding and Chroma.
-            self._writer = self._index.writer(_HEAP, 1)
+            try:
+                # One indexing thread: the machine's cores belong to the embedding and Chroma.
+                self._writer = self._index.writer(_HEAP, 1)
+            except ValueError as error:
+                if "LockBusy" in str(error):
+                    raise IndexBusy(str(error)) from error
+                raise
         return self._writer
 
     def put(self, file: str, chunks: Iterable[tuple[str, str]]) -> None:
         """Stage ``(chunk id, text)`` pairs of ``file``; a chunk already indexed under its id is replaced."""
+        self.put_terms(file, ((chunk_id, " ".join(analyze(text))) for chunk_id, text in chunks))
+
+    def put_terms(self, file: str, chunks: Iterable[tuple[str, str]]) -> None:
+        """:meth:`put` for text already analysed: ``(chunk id, its terms joined by spaces)``."""
         writer = self._staging()
-        for chunk_id, text in chunks:
+        for chunk_id, terms in chunks:
             # A delete applies to documents added before it, so this replaces any earlier copy and keeps this one.
             writer.delete_documents_by_term(_ID, chunk_id)
-            writer.add_document(tantivy.Document(**{_ID: chunk_id, _FILE: file, _BODY: " ".join(analyze(text))}))
+            writer.add_document(tantivy.Document(**{_ID: chunk_id, _FILE: file, _BODY: terms}))
 
     def delete(self, ids: Iterable[str]) -> None:
         writer = self._staging()
@@ -180,15 +197,21 @@ class LexicalIndex:
     def clear(self) -> None:
         self._staging().delete_all_documents()
 
-    def commit(self) -> None:
-        """Publish the staged changes and release the directory's write lock."""
+    def commit(self, *, keep: bool = False) -> None:
+        """Publish the staged changes; release the directory's write lock unless ``keep`` (a run of writes: the
+        segments' merges go on in the background meanwhile)."""
         if self._writer is None:
             return
-        writer, self._writer = self._writer, None
-        writer.commit()
-        # Waiting for merges releases the writer (and tantivy's lock) at once instead of at garbage collection.
-        writer.wait_merging_threads()
+        self._writer.commit()
         self._index.reload()
+        if not keep:
+            self.release()
+
+    def release(self) -> None:
+        """Let go of the writer, once its merges are done (tantivy's lock goes with it, not at garbage collection)."""
+        if self._writer is not None:
+            writer, self._writer = self._writer, None
+            writer.wait_merging_threads()
 
     def rollback(self) -> None:
         """Drop the staged changes."""

@@ -31,7 +31,7 @@ from chromadb.api.models.Collection import Collection
 from chromadb.api.types import GetResult
 
 from pipelines.cache import cache_root
-from pipelines.retrieve.lexical import LexicalIndex
+from pipelines.retrieve.lexical import IndexBusy, LexicalIndex
 from pipelines.store.chroma import Store
 from pipelines.store.marker import FileKey, Marker, bump, read
 from pipelines.store.paging import pages
@@ -74,7 +74,14 @@ class LexicalSync:
             if self._index is not None and self._synced == marker.value:
                 return self._index
             with self._exclusive():
-                return self._catch_up(store, collection, marker)
+                try:
+                    return self._catch_up(store, collection, marker)
+                except IndexBusy:
+                    # A writer in another process is bringing this very index up to date, commit by commit: search
+                    # its last commit (a consistent state) rather than wait for its whole run.
+                    index = self._open() or self._fresh()
+                    index.reload()
+                    return index
 
     # -- writing -------------------------------------------------------------------------------------------
 
@@ -92,12 +99,18 @@ class LexicalSync:
             except BaseException:
                 index.rollback()
                 raise
-            index.commit()
+            index.commit(keep=True)  # an ingest writes again soon; it calls release() at its end
             after, done = bump(store, collection, files)
             # Another writer's change between ours (on a server) is not in this index: leave the state behind it,
             # so the next search catches up through the log.
             if before == synced and after == intent:
                 self._save_state(done)
+
+    def release(self) -> None:
+        """The end of a run of :meth:`writing`: the index's writer (and tantivy's lock) let go."""
+        with self._lock:
+            if self._index is not None:
+                self._index.release()
 
     # -- inside the locks ----------------------------------------------------------------------------------
 

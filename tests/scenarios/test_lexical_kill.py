@@ -31,11 +31,11 @@ from pipelines.retrieve import lexical, lexical_sync
 from pipelines.settings import Settings
 
 staged = []
-put = lexical.LexicalIndex.put
+put = lexical.LexicalIndex.put_terms
 
 def spy(self, file, chunks):
     chunks = list(chunks)
-    staged.extend(text for _, text in chunks)
+    staged.extend(terms for _, terms in chunks)
     put(self, file, chunks)
 
 steps = {"commit": (lexical.LexicalIndex, "commit"), "state": (lexical_sync.LexicalSync, "_save_state")}
@@ -43,11 +43,11 @@ owner, name = steps[sys.argv[1]]
 step = getattr(owner, name)
 
 def step_or_die(*args, **kwargs):
-    if any("zebras" in text for text in staged):
+    if any("zebra" in terms.split() for terms in staged):
         os.kill(os.getpid(), signal.SIGKILL)
     return step(*args, **kwargs)
 
-lexical.LexicalIndex.put = spy
+lexical.LexicalIndex.put_terms = spy
 setattr(owner, name, step_or_die)
 ingest([sys.argv[2]], Settings(store=sys.argv[3], embeddings_url=[sys.argv[4]]), progress=False)
 """
