@@ -111,6 +111,16 @@ def main(debug: bool) -> None:
     """Index your files and search them with Qwen3-Embedding (SGLang) or the embedded offline model."""
 
 
+#: ``serve --watch PATH`` and ``mcp --watch PATH``: one process ingests and serves (an embedded store is
+#: single-process: see pipelines.service.hold).
+WATCH = click.option(
+    "--watch",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="Also keep the collection in sync with this file or folder (repeatable): ingest and serve in one process.",
+)
+
+
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @settings_options(
@@ -269,26 +279,28 @@ def stats(as_json: bool, **options: Any) -> None:
     help="Require `Authorization: Bearer KEY` on the API and /mcp (the search page and /docs ask for it) "
     "[env QWEN_RAG_SERVICE_KEY].",
 )
-def serve(host: str, port: int, service_key: str | None, **options: Any) -> None:
+@WATCH
+def serve(host: str, port: int, service_key: str | None, watch: tuple[Path, ...], **options: Any) -> None:
     """Serve POST /v1/retrieve, MCP at /mcp, a search page at / and the API docs at /docs (offline).
 
     The embedding server's own key comes from QWEN_RAG_API_KEY here: --api-key is the service's.
     """
     from pipelines.service.run import serve as run_service
 
-    run_service(make_settings(options), host=host, port=port, api_key=service_key)
+    run_service(make_settings(options), host=host, port=port, api_key=service_key, watch=watch)
 
 
 @main.command()
 @settings_options(*STORE, *EMBEDDINGS, "k", *RETRIEVAL)
-def mcp(**options: Any) -> None:
+@WATCH
+def mcp(watch: tuple[Path, ...], **options: Any) -> None:
     """Serve the MCP tools search, read and collections over stdio, for chat clients and agents.
 
     Client configuration: {"mcpServers": {"qwen-rag": {"command": "qwen-rag", "args": ["mcp", "--store", DIR]}}}
     """
     from pipelines.service.mcp import run_stdio
 
-    run_stdio(make_settings(options))
+    run_stdio(make_settings(options), watch=watch)
 
 
 @main.command(name="eval")

@@ -86,6 +86,7 @@ class QwenRagRetriever(BaseRetriever):
     def _get_relevant_documents(
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **kwargs: Any
     ) -> list[Document]:
+        self.store.check_readable()  # another process writing an embedded store: one line, not empty passages
         s = self.options(kwargs)
         rerank = {**self.search_kwargs, **kwargs}.get(RERANK, self.reranker is not None)
         if rerank and self.reranker is None:
@@ -150,8 +151,9 @@ class QwenRagRetriever(BaseRetriever):
             return []
         got = self.collection.get(ids=ids, where=where, include=["documents", "metadatas"])
         found = {
-            cid: Document(page_content=text or "", metadata=dict(meta or {}), id=cid)
+            cid: Document(page_content=text, metadata=dict(meta), id=cid)
             for cid, text, meta in zip(got["ids"], got["documents"], got["metadatas"], strict=True)
+            if _whole(text, meta)
         }
         return [found[cid] for cid in ids if cid in found]
 
@@ -171,11 +173,11 @@ class QwenRagRetriever(BaseRetriever):
         fetch = max(k, s.rerank_candidates) if s.mmr else k
         include = ["documents", "metadatas", "distances"] + (["embeddings"] if s.mmr else [])
         found = self.collection.query(query_embeddings=[vector], n_results=fetch, where=self._where(s), include=include)
+        rows = zip(found["ids"][0], found["documents"][0], found["metadatas"][0], found["distances"][0], strict=True)
         docs = [
-            Document(page_content=text or "", metadata={**(meta or {}), "score": round(1.0 - float(dist), 6)}, id=cid)
-            for cid, text, meta, dist in zip(
-                found["ids"][0], found["documents"][0], found["metadatas"][0], found["distances"][0], strict=True
-            )
+            Document(page_content=text, metadata={**meta, "score": round(1.0 - float(dist), 6)}, id=cid)
+            for cid, text, meta, dist in rows
+            if _whole(text, meta)
         ]
         if s.mmr and docs:
             chosen = maximal_marginal_relevance(
@@ -201,6 +203,12 @@ class QwenRagRetriever(BaseRetriever):
                     sources.update(str((m or {}).get(SOURCE)) for m in page["metadatas"] or [])
                 self._sources = (current, sorted(sources))
             return self._sources[1]
+
+
+def _whole(text: str | None, meta: Any) -> bool:
+    """A stored chunk always has text and metadata. Chroma's vector index can name a chunk whose record is not (or
+    no longer) readable, for a moment while the same process writes or deletes it: that is no passage."""
+    return bool(text) and bool(meta)
 
 
 def build_retriever(
