@@ -41,6 +41,8 @@ _TOKEN = re.compile(rf"(?P<cjk>[{_CJK}]+)|(?P<word>[^\W_{_CJK}]+)")
 _HEAP = 64_000_000
 _ID, _FILE, _BODY = "id", "file", "body"
 _SPACES = "spaces"
+#: Terms per coverage search: a float32 score holds integers up to 2**24 exactly.
+_MASK_BITS = 23
 
 
 @cache
@@ -264,20 +266,31 @@ class LexicalIndex:
             return query
         return tantivy.Query.boolean_query([(tantivy.Occur.Must, query), (tantivy.Occur.Must, restrict)])
 
-    def _holders(self, searcher: tantivy.Searcher, terms: list[str], ids: list[str]) -> dict[str, set[tuple[int, int]]]:
-        """For each term, which of the chunks ``ids`` hold it (as document addresses): a search of the term's
-        postings restricted to those ids, no text read."""
+    def _holders(
+        self, searcher: tantivy.Searcher, terms: list[str], ids: list[str]
+    ) -> dict[str, set[tuple[int, int]]]:
+        """For each term, which of the chunks ``ids`` hold it (as document addresses), from the postings, no text
+        read: one search over those chunks per :data:`_MASK_BITS` terms, where term i scores 2**i (a constant), so a
+        chunk's score is the bit mask of the terms it holds (exact in tantivy's float32 scores)."""
         among = tantivy.Query.const_score_query(tantivy.Query.term_set_query(self._schema, _ID, ids), 0.0)
-        holders: dict[str, set[tuple[int, int]]] = {}
-        for term in terms:
+        holders: dict[str, set[tuple[int, int]]] = {term: set() for term in terms}
+        for start in range(0, len(terms), _MASK_BITS):
+            group = terms[start : start + _MASK_BITS]
+            should = [
+                (
+                    tantivy.Occur.Should,
+                    tantivy.Query.const_score_query(tantivy.Query.term_query(self._schema, _BODY, t), float(1 << bit)),
+                )
+                for bit, t in enumerate(group)
+            ]
             query = tantivy.Query.boolean_query(
-                [
-                    (tantivy.Occur.Must, tantivy.Query.term_query(self._schema, _BODY, term)),
-                    (tantivy.Occur.Must, among),
-                ]
+                [(tantivy.Occur.Must, tantivy.Query.boolean_query(should)), (tantivy.Occur.Must, among)]
             )
-            hits = searcher.search(query, len(ids), count=False).hits
-            holders[term] = {_at(address) for _, address in hits}
+            for score, address in searcher.search(query, len(ids), count=False).hits:
+                mask = round(score)
+                for bit, term in enumerate(group):
+                    if mask >> bit & 1:
+                        holders[term].add(_at(address))
         return holders
 
 

@@ -125,10 +125,15 @@ def expected_coverage(query: str, chunk: str, docs: dict[str, str] = DOCS) -> fl
     return sum(idf(t) for t in terms & set(analyze(docs[chunk]))) / sum(idf(t) for t in terms)
 
 
-@pytest.mark.parametrize("query", ["BM25 全文检索", "BM25 全文检索 zebra", "nearest neighbour 向量 2025年"])
+# The last query has more distinct terms than one coverage search takes (23): the terms go in several.
+@pytest.mark.parametrize(
+    "query",
+    ["BM25 全文检索", "BM25 全文检索 zebra", "nearest neighbour 向量 2025年", " ".join(DOCS.values()) + " zebra"],
+)
 def test_coverage_is_the_share_of_query_idf_a_chunk_holds(build: Callable[..., LexicalIndex], query: str) -> None:
     hits = build().search(query, k=10)
     assert hits and any(hit.coverage < 1 for hit in hits)
+    assert len(set(analyze(" ".join(DOCS.values())))) > 23
     for hit in hits:
         assert hit.coverage == pytest.approx(expected_coverage(query, hit.id), abs=1e-6), hit.id
 
