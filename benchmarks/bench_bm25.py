@@ -31,7 +31,7 @@ from unittest import mock
 
 from pipelines.evaluate.beir import BeirDataset, load_beir
 from pipelines.evaluate.metrics import evaluate_run
-from pipelines.retrieve import lexical
+from pipelines.retrieve import lexical, segment
 from pipelines.retrieve.lexical import LexicalIndex
 
 BASELINES = {"scifact": "bm25s 0.662, with stemming 0.686", "cmrc2018": "jieba 0.975"}
@@ -50,7 +50,7 @@ class Variant:
 
 def _cut_with(mode: str, hmm: bool) -> Callable[[str], list[str]]:
     def cut(han: str) -> list[str]:
-        segmenter = lexical._segmenter()
+        segmenter = segment._full_tokenizer()
         pieces = segmenter.cut_for_search(han, HMM=hmm) if mode == "search" else segmenter.cut(han, HMM=hmm)
         return [piece for piece in pieces if piece.strip()]
 

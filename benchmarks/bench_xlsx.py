@@ -17,7 +17,10 @@ The stand-in is used because the embedded model would take over an hour for the 
 what is measured is qwen-rag's own pipeline; the embedded model adds its own, constant, ~0.5 GB (peak RSS 518 MB
 of the embedding process, docs/benchmarks.md, "The embedded model"). Nothing is asserted: it prints tables.
 
-    python -m benchmarks.bench_xlsx [--rows 200000] [--skip-ingest]
+python-calamine against openpyxl comes first: the same file read by `loaders.calamine` and by `loaders.xlsx`, each
+in a child process of its own, twice, alternating (``--compare-only``: that alone).
+
+    python -m benchmarks.bench_xlsx [--rows 200000] [--skip-ingest] [--compare-only]
 """
 
 from __future__ import annotations
@@ -90,8 +93,10 @@ def _rss_mb() -> float:
     return 0.0
 
 
-def child(path: Path, chunk: bool) -> None:
-    """Read `path` (and chunk it if `chunk`); print one JSON line of counts, seconds and memory."""
+def child(path: Path, chunk: bool, reader: str) -> None:
+    """Read `path` with `reader` (``read``: the registry's choice; ``calamine``: `loaders.calamine`) and chunk it
+    if `chunk`; print one JSON line of counts, seconds and memory (``peak_self``: this process's peak RSS)."""
+    from loaders.calamine import CalamineFileLoader
     from loaders.chunking import Chunker, ChunkSpec
     from loaders.registry import read
     from loaders.tokens import qwen_tokenizer
@@ -103,20 +108,23 @@ def child(path: Path, chunk: bool) -> None:
     baseline = _rss_mb()
     rows = documents = chunks = 0
     started, cpu_started = time.perf_counter(), time.process_time()
-    for doc in read(SourceFile(root=path, path=path)):
+    docs = CalamineFileLoader(path).lazy_load() if reader == "calamine" else read(SourceFile(root=path, path=path))
+    for doc in docs:
         documents += 1
         rows += doc.metadata["row_end"] - doc.metadata["row_start"] + 1
         if chunker:
             chunks += len(chunker.split(doc))
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     counts = {"rows": rows, "documents": documents, "chunks": chunks, "rss": baseline}
-    print(json.dumps(counts | {"seconds": seconds, "cpu": cpu}))
+    peak_self = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kilobytes on Linux
+    print(json.dumps(counts | {"seconds": seconds, "cpu": cpu, "peak_self": peak_self}))
 
 
-def measure(path: Path, chunk: bool) -> dict:
+def measure(path: Path, chunk: bool, reader: str = "read") -> dict:
     """The child's report, and its peak RSS in MB: ``RUSAGE_CHILDREN`` is the largest of the waited-for children,
     so the children are run smallest first (reading alone, then reading with the tokenizer loaded)."""
-    command = [sys.executable, "-m", "benchmarks.bench_xlsx", "--child", str(path), *(["--chunk"] if chunk else [])]
+    command = [sys.executable, "-m", "benchmarks.bench_xlsx", "--child", str(path), "--reader", reader]
+    command += ["--chunk"] if chunk else []
     out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
     peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # kilobytes on Linux
     return json.loads(out.splitlines()[-1]) | {"peak": peak_kb / 1024}
@@ -128,16 +136,21 @@ def main() -> None:
     parser.add_argument("--skip-ingest", action="store_true", help="Only the reading measurements.")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)  # the measured process
     parser.add_argument("--chunk", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--reader", choices=("read", "calamine"), default="read", help=argparse.SUPPRESS)
+    parser.add_argument("--compare-only", action="store_true", help="Only calamine against openpyxl.")
     args = parser.parse_args()
     if args.child:
-        child(args.child, args.chunk)
+        child(args.child, args.chunk, args.reader)
         return
     path = cached_workbook(args.rows)
     with zipfile.ZipFile(path) as archive:
         sheet_mb = sum(i.file_size for i in archive.infolist() if i.filename.startswith("xl/worksheets/")) / 1e6
-    print("\n### Reading a large workbook (loaders.xlsx)\n")
     size_mb = path.stat().st_size / 1e6
-    print(f"{args.rows:,} rows x {len(COLUMNS)} columns: a {size_mb:.1f} MB file, {sheet_mb:.0f} MB of sheet XML.\n")
+    print(f"{args.rows:,} rows x {len(COLUMNS)} columns: a {size_mb:.1f} MB file, {sheet_mb:.0f} MB of sheet XML.")
+    print_comparison(path)
+    if args.compare_only:
+        return
+    print("\n### Reading a large workbook (loaders.xlsx)\n")
     print("| work | Documents | chunks | seconds | CPU seconds | rows/s | RSS before reading MB | peak RSS MB |")
     print("|---|---|---|---|---|---|---|---|")
     for label, chunk in (("read()", False), ("read() + Chunker", True)):
@@ -154,6 +167,22 @@ def main() -> None:
     )
     if not args.skip_ingest:
         print_ingest(path, args.rows)
+
+
+def print_comparison(path: Path) -> None:
+    """The same workbook read by python-calamine (`loaders.calamine`) and by openpyxl (`loaders.xlsx`, what
+    ``read`` uses for .xlsx), each alone in a child process, twice, alternating; each child's own peak RSS."""
+    print("\n### calamine or openpyxl for .xlsx: reading alone\n")
+    print("| reader | Documents | rows | seconds | CPU seconds | rows/s | RSS before reading MB | peak RSS MB |")
+    print("|---|---|---|---|---|---|---|---|")
+    for _ in range(2):
+        for label, reader in (("openpyxl (loaders.xlsx)", "read"), ("python-calamine (loaders.calamine)", "calamine")):
+            r = measure(path, False, reader)
+            print(
+                f"| {label} | {r['documents']:,} | {r['rows']:,} | {r['seconds']:.1f} | {r['cpu']:.1f} | "
+                f"{r['rows'] / r['seconds']:,.0f} | {r['rss']:.0f} | {r['peak_self']:.0f} |"
+            )
+    print(f"\n(measured {time.strftime('%Y-%m-%d %H:%M')}; load average {_load()} after (1, 5, 15 min))")
 
 
 def _load() -> str:

@@ -33,7 +33,7 @@ with the ingest even when it is SIGKILLed: a worker's parent is the forkserver, 
 (the kernel kills it when the forkserver goes, whatever it is stuck in), and it closes its copy of the
 forkserver's "alive" pipe, whose last holder closing (the ingest's process, dying) makes the forkserver exit.
 
-Not isolated: text, Markdown, reStructuredText and code files, and legacy Office refusals. They are read by our
+Not isolated: text, Markdown, reStructuredText and code files. They are read by our
 own pure-Python code (`loaders.text`): it cannot crash the interpreter, its time is linear in the file and its
 memory one block, so a worker would add nothing but the cost of copying every block through a pipe (and these
 are most files of a code base). HTML is isolated: BeautifulSoup holds the whole file's tree, about ten times its
@@ -77,7 +77,7 @@ from langchain_core.documents import Document
 
 from loaders.errors import LoadError
 from loaders.options import OcrMode
-from loaders.registry import FORMATS, Format, Legacy, _code, _text, read
+from loaders.registry import FORMATS, Format, _code, _text, read
 from loaders.walk import SourceFile
 
 logger = logging.getLogger("loaders.isolation")
@@ -384,7 +384,7 @@ class _Clock:
 def _isolated_format(file: SourceFile) -> Format | None:
     """The format to parse `file` with in a worker; None to read it here (our own reader, or `read` says why)."""
     fmt = FORMATS.get(file.path.suffix.lower())
-    if fmt is None or fmt.open in _IN_PROCESS or isinstance(fmt.open, Legacy):
+    if fmt is None or fmt.open in _IN_PROCESS:
         return None
     return fmt
 

@@ -40,18 +40,13 @@ from pptx.table import Table
 from loaders.archive import open_zip
 from loaders.errors import LoadError, one_line
 from loaders.options import ReadOptions
-from loaders.tables import table_document
+from loaders.slides import NOTES_PREFIX, Block, slide_documents
 
 logger = logging.getLogger("loaders.pptx")
-
-NOTES_PREFIX = "Notes: "
-SEPARATOR = "\n\n"  # between two Documents of a slide in the rendered text that ``start_index`` counts in
 
 _CONTENT_TYPES = "[Content_Types].xml"  # the first part of every Office file
 _BOILERPLATE = frozenset({PP_PLACEHOLDER.SLIDE_NUMBER, PP_PLACEHOLDER.DATE, PP_PLACEHOLDER.FOOTER})
 _REASON_CHARS = 160
-
-_Block = str | list[list[str]]  # text lines, or a table's rows (the first is the header)
 
 
 class PptxFileLoader(BaseLoader):
@@ -112,25 +107,7 @@ def _slide_documents(slide: Slide, number: int) -> list[Document]:
     metadata: dict[str, str | int] = {"page": number} | ({"title": title} if title else {})
     blocks = [_block(shape) for shape in _reading_order(slide.shapes, title_shape)]
     blocks.append(_notes(slide))
-    docs: list[Document] = []
-    lines: list[str] = []
-    for block in blocks:
-        if isinstance(block, str):
-            lines.extend(block.splitlines())
-        elif block:
-            docs.extend(_text_document(lines, metadata))
-            lines = []
-            docs.append(table_document(block[0], block[1:], metadata))
-    docs.extend(_text_document(lines, metadata))
-    offset = 0
-    for doc in docs:
-        doc.metadata["start_index"] = offset
-        offset += len(doc.page_content) + len(SEPARATOR)
-    return docs
-
-
-def _text_document(lines: list[str], metadata: dict[str, str | int]) -> list[Document]:
-    return [Document(page_content="\n".join(lines), metadata=dict(metadata))] if lines else []
+    return slide_documents(blocks, metadata)
 
 
 def _reading_order(shapes: Iterable[BaseShape], title: BaseShape | None) -> Iterator[BaseShape]:
@@ -144,7 +121,7 @@ def _reading_order(shapes: Iterable[BaseShape], title: BaseShape | None) -> Iter
             yield shape
 
 
-def _block(shape: BaseShape) -> _Block:
+def _block(shape: BaseShape) -> Block:
     if shape.has_table:
         return _table_rows(shape.table)
     if shape.has_text_frame:

@@ -1,9 +1,9 @@
 """The format registry: which loader reads which extension, and the metadata every Document carries.
 
 Every Document from `read` has ``source``, ``file_type``, ``start_index`` and ``file_hash``; formats add their own
-place in the file: ``page`` (PDF page, slide), ``section`` (Word headings), ``sheet`` (Excel), ``row_start``/``row_end``
-(Excel, CSV), ``cell`` (notebooks), ``language`` (code), ``ocr`` (text recognised from pixels). All values are
-str, int or bool, as Chroma requires.
+place in the file: ``page`` (PDF page, slide), ``section`` (Word and OpenDocument headings), ``sheet`` (Excel,
+OpenDocument spreadsheets), ``row_start``/``row_end`` (sheets, CSV), ``cell`` (notebooks), ``language`` (code),
+``ocr`` (text recognised from pixels). All values are str, int or bool, as Chroma requires.
 
 A format's module is imported when a file of that format is first read, so that the Office, OCR and EPUB
 libraries cost nothing to a run that never meets one.
@@ -11,12 +11,15 @@ libraries cost nothing to a run that never meets one.
 
 from __future__ import annotations
 
+import functools
 import importlib
+import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from loaders.capture import captured
 from loaders.errors import LoadError, os_cause
 from loaders.languages import LANGUAGES
 from loaders.options import OcrMode, PageErrorHandler, ReadOptions
@@ -28,6 +31,8 @@ if TYPE_CHECKING:  # walk imports this module for SUPPORTED_EXTENSIONS; LangChai
     from loaders.walk import SourceFile
 
 Opener = Callable[[Path, ReadOptions], "BaseLoader"]
+
+logger = logging.getLogger("loaders.registry")
 
 
 @dataclass(frozen=True)
@@ -51,16 +56,6 @@ class LazyOpener:
     def __call__(self, path: Path, options: ReadOptions) -> BaseLoader:
         loader = getattr(importlib.import_module(self.module), self.name)
         return loader(path, options)
-
-
-@dataclass(frozen=True)
-class Legacy:
-    """A legacy binary Office format: refused with what to do about it."""
-
-    modern: str
-
-    def __call__(self, path: Path, options: ReadOptions) -> BaseLoader:
-        raise LoadError(f"legacy binary format: save it as {self.modern}")
 
 
 # Even the first formats are imported on first use: pypdf, BeautifulSoup and the text splitters cost a second.
@@ -107,9 +102,15 @@ FORMATS: dict[str, Format] = {
     ".tsv": Format("csv", LazyOpener("loaders.csv", "CsvFileLoader")),
     ".epub": Format("epub", LazyOpener("loaders.epub", "EpubFileLoader")),
     ".ipynb": Format("notebook", LazyOpener("loaders.ipynb", "NotebookFileLoader")),
-    ".doc": Format("docx", Legacy(".docx")),
-    ".ppt": Format("pptx", Legacy(".pptx")),
-    ".xls": Format("xlsx", Legacy(".xlsx")),
+    # The formats older than Office 2007's, and OpenDocument: file types of their own, as each has its reader.
+    ".doc": Format("doc", LazyOpener("loaders.doc", "DocFileLoader")),
+    ".ppt": Format("ppt", LazyOpener("loaders.ppt", "PptFileLoader")),
+    ".xls": Format("xls", LazyOpener("loaders.calamine", "CalamineFileLoader")),
+    ".xlsb": Format("xlsb", LazyOpener("loaders.calamine", "CalamineFileLoader")),
+    ".ods": Format("ods", LazyOpener("loaders.calamine", "CalamineFileLoader")),
+    ".odt": Format("odt", LazyOpener("loaders.odt", "OdtFileLoader")),
+    ".odp": Format("odp", LazyOpener("loaders.odp", "OdpFileLoader")),
+    ".rtf": Format("rtf", LazyOpener("loaders.rtf", "RtfFileLoader")),
     **dict.fromkeys((".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"), _IMAGE),
 } | {ext: Format("code", _code) for ext in LANGUAGES}
 
@@ -128,8 +129,10 @@ def read(
     """The Documents of `file`, lazily; raises `LoadError` (one-line cause) when the file cannot be read.
 
     `on_page_error` receives each page (PDF page, slide, sheet) that is skipped because it cannot be read (a
-    `LoadError` with ``page``); by default those are logged as warnings. A `LoadError` can come after some
-    Documents were yielded (a text file undecodable past its first MiB): drop the file's Documents then.
+    `LoadError` with ``page``), and each parser warning that says content was lost (``page`` None,
+    `loaders.capture`); by default those are logged as warnings, other parser warnings at DEBUG. A `LoadError`
+    can come after some Documents were yielded (a text file undecodable past its first MiB): drop the file's
+    Documents then.
 
     Usage::
 
@@ -142,11 +145,21 @@ def read(
     if fmt is None:
         raise LoadError(f"unsupported file type {suffix or '(no extension)'}")
     options = ReadOptions(pdf_password=pdf_password, ocr=OcrMode(ocr), on_page_error=on_page_error)
+    on_lost = on_page_error or functools.partial(_log_lost, file.source)
     try:
-        loader = fmt.open(file.path, options)
         common = {"source": file.source, "file_type": fmt.file_type, "file_hash": file.sha256()}
-        for doc in loader.lazy_load():
+        for doc in captured(_load(fmt, file.path, options), file.source, on_lost):
             doc.metadata.update(common)
             yield doc
     except OSError as err:
         raise LoadError(os_cause(err)) from err
+
+
+def _load(fmt: Format, path: Path, options: ReadOptions) -> Iterator[Document]:
+    """The loader's Documents; opening it (its module's import, its constructor) runs within the first step, so
+    that the warnings it raises are captured with the rest."""
+    yield from fmt.open(path, options).lazy_load()
+
+
+def _log_lost(source: str, error: LoadError) -> None:
+    logger.warning("%s: %s", source, error)

@@ -18,9 +18,10 @@ The contract with :mod:`loaders.chunking`: a table Document's text is its header
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from langchain_core.documents import Document
 
@@ -125,3 +126,64 @@ def _block_document(header: TableRow, rows: list[TableRow], metadata: Mapping[st
         [row.padded(width) for row in rows],
         {**metadata, "row_start": first.number, "row_end": last.number, "start_index": offset},
     )
+
+
+# -- spreadsheets: cell values as Excel shows them, merged ranges -----------------------------------------------
+
+
+class Merge(NamedTuple):
+    """A merged range: rows ``top`` to ``bottom`` (1-based, inclusive), columns ``first`` to ``stop - 1`` (0-based)."""
+
+    top: int
+    bottom: int
+    first: int
+    stop: int
+
+
+def sheet_rows(values: Iterable[Sequence[object]], merges: list[Merge]) -> Iterator[TableRow]:
+    """A sheet's rows (every row from 1 on, empty ones too) as text, with the merged ranges over each: a range's
+    value is its top-left cell's, taken when its top row goes by. Shared by the openpyxl and calamine readers."""
+    waiting = sorted(merges, reverse=True)  # by top row, the next to open last
+    open_merges: list[tuple[Merge, str]] = []
+    for number, row in enumerate(values, 1):
+        cells = [value_text(value) for value in row]
+        while waiting and waiting[-1].top <= number:
+            merge = waiting.pop()
+            open_merges.append((merge, cells[merge.first] if merge.first < len(cells) else ""))
+        spans: tuple[Span, ...] = ()
+        if open_merges:
+            open_merges = [(merge, value) for merge, value in open_merges if merge.bottom >= number]
+            spans = tuple((merge.first, merge.stop, value) for merge, value in open_merges if value)
+        yield TableRow(number, cells, spans)
+
+
+def value_text(value: object) -> str:
+    """A cell's value as text, as Excel shows it in the General format, dates and times in ISO 8601.
+
+    >>> [value_text(v) for v in (3.0, 0.1 + 0.2, True, datetime.datetime(2024, 5, 1), datetime.time(9, 30))]
+    ['3', '0.3', 'TRUE', '2024-05-01', '09:30:00']
+    """
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, float):
+        # Excel shows (and computes with) 15 significant digits: 0.1 + 0.2 is 0.3 there, and 3.0 is 3.
+        return str(int(value)) if value.is_integer() and abs(value) < 1e15 else format(value, ".15g")
+    if isinstance(value, datetime.datetime):
+        if value.time() == datetime.time():
+            return value.date().isoformat()
+        return value.isoformat(timespec="milliseconds" if value.microsecond else "seconds")
+    if isinstance(value, datetime.time):
+        return value.isoformat(timespec="milliseconds" if value.microsecond else "seconds")
+    if isinstance(value, datetime.timedelta):  # a duration format such as [h]:mm:ss
+        return _duration(value)
+    return str(value)  # int, date
+
+
+def _duration(value: datetime.timedelta) -> str:
+    seconds = round(value.total_seconds())
+    hours, rest = divmod(abs(seconds), 3600)
+    return f"{'-' if seconds < 0 else ''}{hours}:{rest // 60:02d}:{rest % 60:02d}"

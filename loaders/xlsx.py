@@ -25,12 +25,10 @@ emptied XML element for each row read so far (about 80 bytes: 16 MB for 200,000 
 
 from __future__ import annotations
 
-import datetime
 import logging
 import re
-import warnings
 import zipfile
-from collections.abc import Generator, Iterable, Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -46,13 +44,9 @@ from openpyxl.worksheet._read_only import ReadOnlyWorksheet
 from loaders.archive import open_zip
 from loaders.errors import LoadError, one_line
 from loaders.options import ReadOptions
-from loaders.tables import BLOCK_ROWS, Span, TableRow, table_blocks
+from loaders.tables import BLOCK_ROWS, Merge, sheet_rows, table_blocks
 
 logger = logging.getLogger("loaders.xlsx")
-
-# openpyxl warns about each feature it drops while loading (data validation, conditional formatting extensions,
-# a missing default style): none changes a cell's value, and with no handler configured each would reach stderr.
-warnings.filterwarnings("ignore", category=UserWarning, module="openpyxl")
 
 _SCAN_BLOCK = 1 << 20
 
@@ -117,7 +111,7 @@ class XlsxFileLoader(BaseLoader):
         # The declared size can be the whole grid (1,048,576 x 16,384): without it, each row is as wide as its last
         # cell and the sheet ends at its last row.
         sheet.reset_dimensions()
-        rows = _rows(sheet.iter_rows(values_only=True), xml.merges)
+        rows = sheet_rows(sheet.iter_rows(values_only=True), xml.merges)
         emitted = False
         try:
             for doc in table_blocks(rows, {"sheet": sheet.title}, self.block_rows):
@@ -151,73 +145,12 @@ def _unsaved_message(sheet: str, count: int) -> str:
     return f"sheet {sheet!r}: {formulas} no saved value (open and save the file in Excel to store them)"
 
 
-# -- rows ------------------------------------------------------------------------------------------------------
-
-
-class _Merge(NamedTuple):
-    """A merged range: rows ``top`` to ``bottom`` (1-based, inclusive), columns ``first`` to ``stop - 1`` (0-based)."""
-
-    top: int
-    bottom: int
-    first: int
-    stop: int
-
-
-def _rows(values: Iterable[tuple[object, ...]], merges: list[_Merge]) -> Iterator[TableRow]:
-    """The sheet's rows (openpyxl yields every row from 1 on, empty ones too) as text, with the merged ranges over
-    each: a range's value is its top-left cell's, taken when its top row goes by."""
-    waiting = sorted(merges, reverse=True)  # by top row, the next to open last
-    open_merges: list[tuple[_Merge, str]] = []
-    for number, row in enumerate(values, 1):
-        cells = [value_text(value) for value in row]
-        while waiting and waiting[-1].top <= number:
-            merge = waiting.pop()
-            open_merges.append((merge, cells[merge.first] if merge.first < len(cells) else ""))
-        spans: tuple[Span, ...] = ()
-        if open_merges:
-            open_merges = [(merge, value) for merge, value in open_merges if merge.bottom >= number]
-            spans = tuple((merge.first, merge.stop, value) for merge, value in open_merges if value)
-        yield TableRow(number, cells, spans)
-
-
-def value_text(value: object) -> str:
-    """A cell's value as text, as Excel shows it in the General format, dates and times in ISO 8601.
-
-    >>> [value_text(v) for v in (3.0, 0.1 + 0.2, True, datetime.datetime(2024, 5, 1), datetime.time(9, 30))]
-    ['3', '0.3', 'TRUE', '2024-05-01', '09:30:00']
-    """
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value.strip()
-    if isinstance(value, bool):
-        return "TRUE" if value else "FALSE"
-    if isinstance(value, float):
-        # Excel shows (and computes with) 15 significant digits: 0.1 + 0.2 is 0.3 there, and 3.0 is 3.
-        return str(int(value)) if value.is_integer() and abs(value) < 1e15 else format(value, ".15g")
-    if isinstance(value, datetime.datetime):
-        if value.time() == datetime.time():
-            return value.date().isoformat()
-        return value.isoformat(timespec="milliseconds" if value.microsecond else "seconds")
-    if isinstance(value, datetime.time):
-        return value.isoformat(timespec="milliseconds" if value.microsecond else "seconds")
-    if isinstance(value, datetime.timedelta):  # a duration format such as [h]:mm:ss
-        return _duration(value)
-    return str(value)  # int, date
-
-
-def _duration(value: datetime.timedelta) -> str:
-    seconds = round(value.total_seconds())
-    hours, rest = divmod(abs(seconds), 3600)
-    return f"{'-' if seconds < 0 else ''}{hours}:{rest // 60:02d}:{rest % 60:02d}"
-
-
 # -- what openpyxl's read-only mode does not tell: merged ranges, formulas without a saved value -----------------
 
 
 @dataclass(frozen=True)
 class _SheetXml:
-    merges: list[_Merge]
+    merges: list[Merge]
     unsaved_formulas: int  # formula cells with no saved value
 
 
@@ -238,7 +171,7 @@ def _scan_sheet_xml(archive: zipfile.ZipFile, part: str) -> _SheetXml:
     bytes, a block at a time, cost about as much as inflating them (0.5 s for a 90 MB sheet that openpyxl
     parses in 30 s). Reading the whole part first also finds a damaged one (bad CRC) before any row is yielded.
     """
-    merges: list[_Merge] = []
+    merges: list[Merge] = []
     unsaved = 0
     with archive.open(part) as stream:
         data = stream.read(_SCAN_BLOCK)
@@ -287,11 +220,11 @@ def _count_unsaved(data: bytes, end: int, patterns: _Patterns) -> int:
     return count
 
 
-def _merge_ranges(data: bytes, end: int, patterns: _Patterns) -> list[_Merge]:
+def _merge_ranges(data: bytes, end: int, patterns: _Patterns) -> list[Merge]:
     merges = []
     for match in patterns.merge_ref.finditer(data, 0, end):
         first, top, last, bottom = range_boundaries(match.group(1).decode("ascii"))
-        merges.append(_Merge(top, bottom, first - 1, last))
+        merges.append(Merge(top, bottom, first - 1, last))
     return merges
 
 

@@ -209,10 +209,10 @@ def _print_ingest(summary: dict[str, Any], as_json: bool) -> None:
 def query(text: str, as_json: bool, **options: Any) -> None:
     """Search the collection; prints ranked passages with source, page and score."""
     from pipelines.retrieve.passages import passage, where
-    from pipelines.retrieve.retriever import build_retriever
+    from pipelines.retrieve.search import open_search
 
     settings = make_settings(options)
-    rows = [passage(d) for d in build_retriever(settings).invoke(text)]
+    rows = [passage(d) for d in open_search(settings).search(text)]
     if as_json:
         click.echo(json.dumps(rows, ensure_ascii=False))
         return

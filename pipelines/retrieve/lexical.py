@@ -15,7 +15,6 @@ replaces. Our own analyzer (:func:`analyze`: jieba + Snowball) makes the terms; 
 
 from __future__ import annotations
 
-import logging
 import math
 import re
 import unicodedata
@@ -26,8 +25,9 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import tantivy
 
+from pipelines.retrieve.segment import cut
+
 if TYPE_CHECKING:
-    import jieba
     import Stemmer
 
 __all__ = ["IndexBusy", "LexicalHit", "LexicalIndex", "analyze"]
@@ -46,27 +46,21 @@ _MASK_BITS = 23
 
 
 @cache
-def _segmenter() -> jieba.Tokenizer:
-    """jieba's dictionary takes about a second to load: once per process, on first Chinese text, without the
-    "Building prefix dict..." lines it writes to stderr."""
-    import jieba
-
-    jieba.setLogLevel(logging.WARNING)
-    tokenizer = jieba.Tokenizer()
-    tokenizer.initialize()
-    return tokenizer
-
-
-@cache
 def _stemmer() -> Stemmer.Stemmer:
     import Stemmer
 
     return Stemmer.Stemmer("english")
 
 
-def analyze(text: str) -> list[str]:
+def analyze(text: str, *, query: bool = False) -> list[str]:
     """Split ``text`` into BM25 terms: runs of Han characters segmented by jieba, other words lower-cased and
     Snowball-stemmed (English), numbers kept, punctuation dropped.
+
+    jieba in search mode, so that a query that uses a part of a long word still matches (中华人民共和国 -> 中华, 人民,
+    共和国, ...); HMM off: its guesses at unknown words split the same name differently in a short question and in a
+    long passage, and turning it off raised nDCG@10 on CMRC2018 trial from 0.979 to 0.984 (benchmarks/bench_bm25.py).
+    ``query=True`` for a query: the same terms, without loading jieba's whole dictionary
+    (:mod:`pipelines.retrieve.segment`).
 
     >>> analyze("Qwen3模型的检索效果 in 2025, running!")
     ['qwen3', '模型', '的', '检索', '效果', 'in', '2025', 'run']
@@ -81,18 +75,9 @@ def analyze(text: str) -> list[str]:
             continue
         terms.extend(_stem(words))
         words = []
-        terms.extend(_cut(match.group()))
+        terms.extend(cut(match.group(), query=query))
     terms.extend(_stem(words))
     return terms
-
-
-def _cut(han: str) -> list[str]:
-    """Segment a run of Han characters. Search mode also emits the dictionary words inside long words
-    (中华人民共和国 -> 中华, 人民, 共和国, ...), so a query that uses a part still matches. HMM is off: its guesses at
-    out-of-vocabulary words split the same name differently in a short question and in a long passage; turning it
-    off raised nDCG@10 on CMRC2018 trial from 0.979 to 0.984 and on dev (less the test questions) from 0.984 to
-    0.990 (benchmarks/bench_bm25.py)."""
-    return [term for term in _segmenter().cut_for_search(han, HMM=False) if term.strip()]
 
 
 def _stem(words: list[str]) -> list[str]:
@@ -232,7 +217,7 @@ class LexicalIndex:
         SciFact, where counting repeats lost 0.002 nDCG@10). ``coverage`` is the IDF of the distinct query terms a
         chunk holds over the IDF of all of them, a term absent from the index counting with the largest IDF.
         """
-        terms = list(dict.fromkeys(analyze(query)))
+        terms = list(dict.fromkeys(analyze(query, query=True)))
         if k <= 0 or not terms or (only is not None and not only):
             return []
         searcher = self._index.searcher()
@@ -266,9 +251,7 @@ class LexicalIndex:
             return query
         return tantivy.Query.boolean_query([(tantivy.Occur.Must, query), (tantivy.Occur.Must, restrict)])
 
-    def _holders(
-        self, searcher: tantivy.Searcher, terms: list[str], ids: list[str]
-    ) -> dict[str, set[tuple[int, int]]]:
+    def _holders(self, searcher: tantivy.Searcher, terms: list[str], ids: list[str]) -> dict[str, set[tuple[int, int]]]:
         """For each term, which of the chunks ``ids`` hold it (as document addresses), from the postings, no text
         read: one search over those chunks per :data:`_MASK_BITS` terms, where term i scores 2**i (a constant), so a
         chunk's score is the bit mask of the terms it holds (exact in tantivy's float32 scores)."""

@@ -18,6 +18,8 @@ from langchain_core.documents import Document
 
 #: Citation keys shown only where the format gives them.
 PLACES = ("section", "sheet", "row_start", "row_end", "title")
+#: The file types whose ``page`` is a slide.
+SLIDES = frozenset({"pptx", "ppt", "odp"})
 
 
 def passage(doc: Document) -> dict[str, Any]:
@@ -38,7 +40,7 @@ def where(row: dict[str, Any]) -> str:
     """A one-line citation: ``source p.3 § section``, ``deck.pptx slide 2``, ``source [sheet] rows 2-40``."""
     text = str(row["source"])
     if row.get("page"):
-        text += f" slide {row['page']}" if row.get("file_type") == "pptx" else f" p.{row['page']}"
+        text += f" slide {row['page']}" if row.get("file_type") in SLIDES else f" p.{row['page']}"
     if row.get("sheet"):
         text += f" [{row['sheet']}]"
     if row.get("row_start") is not None:

@@ -18,8 +18,9 @@ from pptx.util import Inches
 
 from loaders.errors import LoadError
 from loaders.options import ReadOptions
-from loaders.pptx import NOTES_PREFIX, SEPARATOR, PptxFileLoader
+from loaders.pptx import PptxFileLoader
 from loaders.registry import read
+from loaders.slides import NOTES_PREFIX, SEPARATOR
 from loaders.tables import TABLE_HEADER
 from loaders.walk import SourceFile
 from tests.loaders.office_files import CFB, ENCRYPTED, assert_bomb_refused, docx_bytes, replace_member, zip_of

@@ -18,9 +18,9 @@ from openpyxl.styles import Font
 from loaders.errors import LoadError
 from loaders.options import ReadOptions
 from loaders.registry import read
-from loaders.tables import TABLE_HEADER
+from loaders.tables import TABLE_HEADER, value_text
 from loaders.walk import SourceFile
-from loaders.xlsx import XlsxFileLoader, value_text
+from loaders.xlsx import XlsxFileLoader
 
 SALES_HEADER = ["日期", "地区", "产品", "数量", "单价", "金额"]
 STOCK_HEADER = ["仓库", "SKU", "库存量", "盘点日期"]

@@ -13,6 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from pipelines.cli import main
+from pipelines.retrieve import segment
 from testbed.embedders import embedded_default
 from testbed.sglang import SGLangServer
 from tests.conftest import SAMPLES
@@ -80,7 +81,7 @@ def test_an_unexpected_error_is_one_line_and_debug_shows_the_traceback(
     def broken(*args: object, **kwargs: object) -> None:
         raise TypeError("something inside broke")
 
-    monkeypatch.setattr("pipelines.retrieve.retriever.build_retriever", broken)
+    monkeypatch.setattr("pipelines.retrieve.search.open_search", broken)
     result = CliRunner().invoke(main, ["query", "x", "--store", str(tmp_path)])
     assert result.exit_code == 1
     assert result.stderr == "error: unexpected TypeError: something inside broke (run with --debug for the traceback)\n"
@@ -105,3 +106,31 @@ def test_the_installed_command_runs(tmp_path: Path) -> None:
     done = subprocess.run([str(binary), "query", "x"], capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 1
     assert done.stderr.startswith("error: no collection")
+
+
+def test_query_loads_neither_langchains_retriever_machinery_nor_the_whole_jieba_dictionary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("QWEN_RAG_CACHE_DIR", str(tmp_path / "cache"))  # the ingest writes the query dictionary there
+    segment._dictionary_path.cache_clear()
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "ml.txt").write_text("机器学习是一种让计算机自动学习的方法。", encoding="utf-8")
+    (corpus / "tea.txt").write_text("Green tea is brewed at 80 degrees Celsius.", encoding="utf-8")
+    store = str(tmp_path / "store")
+    assert invoke("ingest", str(corpus), "--store", store)[0] == 0
+    assert invoke("query", "tea", "--store", store)[0] == 0  # the BM25 index exists once a query has run
+    probe = (
+        "import json, sys\n"
+        "from pipelines.cli import main\n"
+        f"main(['query', '什么是机器学习？', '-k', '1', '--store', {store!r}], standalone_mode=False)\n"
+        "from pipelines.retrieve import segment\n"
+        "heavy = [m for m in ('langchain_core.retrievers', 'langchain_core.vectorstores') if m in sys.modules]\n"
+        "print(json.dumps([heavy, segment._full_tokenizer.cache_info().currsize]))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)
+    segment._dictionary_path.cache_clear()
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert "ml.txt" in lines[0]  # it answered, in the default mode (hybrid: BM25 and the query dictionary ran)
+    assert json.loads(lines[-1]) == [[], 0]

@@ -115,8 +115,8 @@ def rag_chain(retriever: QwenRagRetriever, llm: BaseChatModel) -> Runnable[str, 
 
 @pytest.fixture(scope="module")
 def retriever(tmp_path_factory: pytest.TempPathFactory) -> QwenRagRetriever:
-    # Dense, as the chatbot notebook: on one-sentence samples BM25 can only match words like 是.
-    settings = Settings(store=tmp_path_factory.mktemp("chatbot") / "store", k=2, mode="dense")
+    # The default mode, as the chatbot notebook uses it.
+    settings = Settings(store=tmp_path_factory.mktemp("chatbot") / "store", k=2)
     embeddings = LocalEmbeddings()
     ingest([SAMPLES], settings, embeddings=embeddings)
     return build_retriever(settings, embeddings=embeddings)

@@ -18,7 +18,7 @@ from openpyxl import Workbook
 from pptx.util import Inches
 
 from loaders.options import OcrMode
-from loaders.pptx import NOTES_PREFIX
+from loaders.slides import NOTES_PREFIX
 from pipelines.ingestion.writer import IngestReport, ingest
 from pipelines.retrieve.retriever import QwenRagRetriever, build_retriever
 from pipelines.settings import Mode, Settings

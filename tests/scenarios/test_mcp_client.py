@@ -31,7 +31,7 @@ KEY = "mcp-test-key-5b1e"
 
 @pytest.fixture(scope="module")
 def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    settings = Settings(store=tmp_path_factory.mktemp("mcp-client") / "store", mode="dense")
+    settings = Settings(store=tmp_path_factory.mktemp("mcp-client") / "store")
     ingest([SAMPLES], settings, progress=False)
     return settings
 

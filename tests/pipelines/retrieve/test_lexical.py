@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -59,17 +60,22 @@ def test_english_stemming_conflates_inflections() -> None:
     assert analyze("Studies") == analyze("study")
 
 
-def test_jieba_loads_lazily_once_and_quietly() -> None:
+def test_jieba_loads_lazily_once_and_quietly(tmp_path: Path) -> None:
     script = (
         "import sys\n"
-        "from pipelines.retrieve.lexical import _segmenter, analyze\n"
+        "from pipelines.retrieve.lexical import analyze\n"
+        "from pipelines.retrieve.segment import _full_tokenizer\n"
         "assert 'jieba' not in sys.modules, 'imported at module import'\n"
         "analyze('english only, 123')\n"
         "assert 'jieba' not in sys.modules, 'imported for text without Chinese'\n"
         "analyze('中文分词')\n"
-        "assert _segmenter() is _segmenter()\n"
+        "assert _full_tokenizer() is _full_tokenizer()\n"
+        "analyze('中文的查询', query=True)\n"
     )
-    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120)
+    env = {**os.environ, "QWEN_RAG_CACHE_DIR": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120, env=env
+    )
     assert done.returncode == 0, done.stderr
     # jieba's default logger prints "Building prefix dict from the default dictionary ..." on stderr.
     assert done.stderr == ""
@@ -192,3 +198,37 @@ def test_rollback_drops_staged_changes(build: Callable[..., LexicalIndex]) -> No
     index.rollback()
     index.commit()
     assert index.search("zebra", k=5) == [] and len(index) == len(DOCS)
+
+
+# -- coverage and exact filters (issue 15) -----------------------------------------------------------------------
+
+
+def test_coverage_is_the_share_of_the_query_term_weight_a_chunk_holds(tmp_path: Path) -> None:
+    texts = ["quantum entanglement is the topic", "entanglement", "is the topic", "unrelated words"]
+    index = LexicalIndex.build(tmp_path, zip(["both", "rare", "common", "none"], texts, strict=True))
+    hits = {hit.id: hit for hit in index.search("is entanglement", k=10)}
+    assert hits["both"].coverage == 1.0
+    # "entanglement" is rarer than "is" (2 of 4 chunks each: equal here), so each holds half of the weight.
+    assert hits["rare"].coverage == hits["common"].coverage == 0.5
+    assert "none" not in hits
+    # A query word the collection never saw is unmatched at the largest IDF: it lowers every chunk's coverage.
+    unseen = {hit.id: hit for hit in index.search("is entanglement zyzzyva", k=10)}
+    assert 0 < unseen["both"].coverage < 1.0
+    assert unseen["rare"].coverage < 0.5
+
+
+def test_a_stray_common_word_covers_little_of_the_query(tmp_path: Path) -> None:
+    texts = [f"note {i}: the cat sat" for i in range(20)] + ["binary search halves an ordered array"]
+    index = LexicalIndex.build(tmp_path, ((f"c{i}", text) for i, text in enumerate(texts)))
+    hits = {hit.id: hit for hit in index.search("the binary search", k=30)}
+    assert hits["c20"].coverage > 0.9
+    assert hits["c0"].coverage < 0.1
+
+
+def test_only_restricts_scoring_to_the_given_ids_and_keeps_k(tmp_path: Path) -> None:
+    index = LexicalIndex.build(tmp_path, ((f"d{i}", f"apple pie number {i}") for i in range(30)))
+    allowed = {f"d{i}" for i in range(0, 30, 3)}
+    hits = index.search("apple pie", k=5, only=allowed)
+    assert len(hits) == 5 and {hit.id for hit in hits} <= allowed
+    assert len(index.search("apple pie", k=50, only=allowed)) == len(allowed)
+    assert index.search("apple pie", k=5, only={"unknown"}) == []
