@@ -38,6 +38,7 @@ from pipelines.ingestion.front import Front, embed_batch
 from pipelines.ingestion.plan import Job, Plan, plan
 from pipelines.ingestion.report import IngestAborted, IngestReport
 from pipelines.ingestion.running import Running
+from pipelines.retrieve import segment
 from pipelines.retrieve.lexical import LexicalIndex
 from pipelines.retrieve.lexical_sync import file_key, lexical_sync
 from pipelines.settings import Settings, Workers
@@ -123,6 +124,8 @@ class Ingest:
             report.files, report.unchanged, report.failed = todo.files, todo.unchanged, todo.unreadable
             report.problems.extend(todo.problems)
             self._delete_gone(collection, todo.gone, report)
+            if todo.jobs:
+                segment.prepare()  # the query dictionary, beside the terms the front writes into the index
             try:
                 self._pipeline(collection, todo.jobs, report)
             finally:

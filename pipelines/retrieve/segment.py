@@ -72,6 +72,18 @@ def _full_tokenizer() -> jieba.Tokenizer:
     return tokenizer
 
 
+def prepare() -> None:
+    """Write the query dictionary if the cache directory lacks it (an ingest calls this: it analyses texts with the
+    whole dictionary, which a process loads once, so a cache directory set after that load would stay without)."""
+    if _dictionary_path().exists():
+        return
+    full = _full_tokenizer()
+    try:
+        _write_dictionary(full.FREQ, full.total)
+    except (OSError, sqlite3.Error) as error:  # a read-only cache: queries will load the whole dictionary
+        logging.getLogger(__name__).debug("cannot write the query dictionary: %s", error)
+
+
 def _query_tokenizer(text: str) -> jieba.Tokenizer:
     import jieba
 
