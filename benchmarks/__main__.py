@@ -13,6 +13,8 @@ BENCHMARKS = (
     ("benchmarks.bench_pipeline", []),
     ("benchmarks.bench_memory", []),
     ("benchmarks.bench_bm25", []),
+    ("benchmarks.bench_lexical", []),
+    ("benchmarks.bench_scale", []),
     ("benchmarks.bench_startup", []),
     ("benchmarks.bench_xlsx", []),
     ("benchmarks.bench_retag", []),

@@ -115,6 +115,16 @@ def main(debug: bool) -> None:
     """Index your files and search them with Qwen3-Embedding (SGLang) or the embedded offline model."""
 
 
+#: ``serve --watch PATH`` and ``mcp --watch PATH``: one process ingests and serves (an embedded store is
+#: single-process: see pipelines.service.hold).
+WATCH = click.option(
+    "--watch",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="Also keep the collection in sync with this file or folder (repeatable): ingest and serve in one process.",
+)
+
+
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @settings_options(
@@ -282,7 +292,10 @@ def stats(as_json: bool, **options: Any) -> None:
     default=None,
     help='A TOML or YAML file of keys, each with the collections it may read or "*" (instead of --api-key).',
 )
-def serve(host: str, port: int, service_key: str | None, keys_file: Path | None, **options: Any) -> None:
+@WATCH
+def serve(
+    host: str, port: int, service_key: str | None, keys_file: Path | None, watch: tuple[Path, ...], **options: Any
+) -> None:
     """Serve POST /v1/retrieve, Dify's External Knowledge API at /retrieval, MCP at /mcp, a search page at / and the
     API docs at /docs (offline).
 
@@ -295,19 +308,20 @@ def serve(host: str, port: int, service_key: str | None, keys_file: Path | None,
         raise click.UsageError("give --api-key or --keys, not both")
     keys = Keys.from_file(keys_file) if keys_file is not None else None
 
-    run_service(make_settings(options), host=host, port=port, api_key=service_key, keys=keys)
+    run_service(make_settings(options), host=host, port=port, api_key=service_key, keys=keys, watch=watch)
 
 
 @main.command()
 @settings_options(*STORE, *EMBEDDINGS, "k", *RETRIEVAL)
-def mcp(**options: Any) -> None:
+@WATCH
+def mcp(watch: tuple[Path, ...], **options: Any) -> None:
     """Serve the MCP tools search, read and collections over stdio, for chat clients and agents.
 
     Client configuration: {"mcpServers": {"qwen-rag": {"command": "qwen-rag", "args": ["mcp", "--store", DIR]}}}
     """
     from pipelines.service.mcp import run_stdio
 
-    run_stdio(make_settings(options))
+    run_stdio(make_settings(options), watch=watch)
 
 
 @main.command(name="eval")
@@ -382,3 +396,7 @@ def compare(
         click.echo(json.dumps(asdict(result), ensure_ascii=False, default=str))
         return
     click.echo(render(result), nl=False)
+
+
+if __name__ == "__main__":
+    main()

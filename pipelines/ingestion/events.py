@@ -19,11 +19,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from loaders import Problem
+from pipelines.store.marker import FileKey
 
 #: A chunk's metadata on its way to Chroma; None removes a key from a stored chunk of the same id.
 Metadata = dict[str, str | int | float | bool | None]
-#: A file as the store knows it: (root, source).
-FileKey = tuple[str, str]
 
 
 @dataclass
@@ -36,6 +35,7 @@ class Chunk:
     metadata: Metadata
     reuse: str | None = None  # id of a stored chunk with the same text, whose vector can be reused
     vector: np.ndarray | None = None  # float32: a quarter of the bytes of a list of floats between processes
+    terms: str = ""  # the text's BM25 terms, space-separated: analysed by the front, beside the embedding
 
 
 @dataclass

@@ -34,6 +34,7 @@ from pipelines.embeddings import Provider
 from pipelines.errors import EmbeddingServerError
 from pipelines.ingestion.events import Batch, Chunk, End, Event, FileRead, Metadata, PageSkipped, ServerGaveUp
 from pipelines.ingestion.plan import Job
+from pipelines.retrieve.lexical import analyze
 from pipelines.store.records import (
     CHUNK_HASH,
     CHUNKER,
@@ -208,4 +209,6 @@ class Front:
                 }
             )
             cid = chunk_id(root, source, position, text_hash)
-            yield Chunk(job.key, cid, doc.page_content, meta, reuse=stored.get(text_hash))
+            # The analyzer runs here, in the front (a child process when it can), off the writer's path.
+            terms = " ".join(analyze(doc.page_content))
+            yield Chunk(job.key, cid, doc.page_content, meta, reuse=stored.get(text_hash), terms=terms)

@@ -36,6 +36,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -107,6 +108,30 @@ def watch(
         return  # Ctrl-C: a sync cut short is finished by the next run, like a killed ingest
     finally:
         events.close()
+
+
+@contextmanager
+def watching(paths: Sequence[str | Path], settings: Settings, say: Callable[[str], None]) -> Iterator[None]:
+    """:func:`watch` in a background thread for the block's duration (``serve --watch``, ``mcp --watch``): one
+    process ingests and serves, so its searches see each file as it is committed. The first ingest runs in the
+    thread too (the service answers meanwhile, from what is already stored); an error that stops the watch is
+    said in one line."""
+    Roots.of(paths, settings)  # a root that does not exist fails here, before anything starts
+    stop = threading.Event()
+
+    def run() -> None:
+        try:
+            watch(paths, settings, on_change=say, stop_event=stop)
+        except (QwenRagError, OSError) as error:
+            say(f"watch stopped: {error}")
+
+    thread = threading.Thread(target=run, name="qwen-rag-watch", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=60)
 
 
 def _started(events: Iterator[Events], start: Callable[[], None]) -> Iterator[Events]:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -47,14 +47,25 @@ from pipelines.ingestion.events import (
     ServerGaveUp,
 )
 from pipelines.ingestion.front import Front, embed_batch
-from pipelines.ingestion.plan import Job, plan
+from pipelines.ingestion.plan import Job, Plan, plan
 from pipelines.ingestion.report import IngestAborted, IngestReport
 from pipelines.ingestion.running import Running
 from pipelines.ingestion.sidecars import Sidecars
-from pipelines.retrieve.lexical_sync import index_dir, sync_bm25
+from pipelines.retrieve import segment
+from pipelines.retrieve.lexical import LexicalIndex
+from pipelines.retrieve.lexical_sync import file_key, lexical_sync
 from pipelines.settings import Settings, Workers
 from pipelines.store.chroma import TASK_KEY, IndexSignature, Store, open_store
-from pipelines.store.records import POSITION, SOURCE, TOTAL, FileRecord, read_records, tagged
+from pipelines.store.records import (
+    POSITION,
+    SOURCE,
+    TOTAL,
+    FileRecord,
+    read_files,
+    read_heads,
+    read_records,
+    tagged,
+)
 
 __all__ = ["WRITE_BATCH", "Ingest", "IngestAborted", "IngestReport", "ingest"]
 
@@ -131,29 +142,48 @@ class Ingest:
             if self.settings.task is not None:
                 # The collection remembers its query instruction, so every later query uses it by default.
                 collection.modify(metadata={**(collection.metadata or {}), TASK_KEY: self.settings.task})
-            records = read_records(self.store, collection, (str(r) for r in roots))
-            found = walk(roots, self.settings.include, self.settings.exclude)
-            todo = plan(found, roots, records, self.chunker_id, Sidecars(self.settings.meta).fields)
+            todo = self._plan(collection, roots)
             report.files, report.unchanged, report.failed = todo.files, todo.unchanged, todo.unreadable
             report.problems.extend(todo.problems)
             self._delete_gone(collection, todo.gone, report)
             self._retag(collection, todo.retag, report)
+            if todo.jobs:
+                segment.prepare()  # the query dictionary, beside the terms the front writes into the index
             try:
                 self._pipeline(collection, todo.jobs, report)
-                if (report.chunks_written or report.chunks_deleted) and index_dir(self.store, collection.name).exists():
-                    # The BM25 index follows the collection in the same run, so no query finds it stale. A collection
-                    # never searched by words has none: its first bm25/hybrid query builds it.
-                    sync_bm25(self.store, collection)
             finally:
+                lexical_sync(self.store, collection.name).release()
                 report.seconds = round(time.monotonic() - started, 3)
         return report
 
+    def _plan(self, collection: Collection, roots: list[Path]) -> Plan:
+        """The plan from the files' first chunks, then the full records of the files to change only (see
+        :mod:`pipelines.store.records`); from every chunk's record if a crash left a partial file."""
+        names = [str(r) for r in roots]
+        found = walk(roots, self.settings.include, self.settings.exclude)
+        fields = Sidecars(self.settings.meta).fields
+        heads = read_heads(self.store, collection, names)
+        if heads is None:
+            return plan(found, roots, read_records(self.store, collection, names), self.chunker_id, fields)
+        todo = plan(found, roots, heads, self.chunker_id, fields)
+        # Files to change, re-tag or delete need every chunk's id: their full records, and theirs only.
+        changing = [job.key for job in (*todo.jobs, *todo.retag) if job.record] + list(todo.gone)
+        full = read_files(self.store, collection, changing)
+        todo.jobs = [replace(job, record=full.get(job.key)) if job.record else job for job in todo.jobs]
+        todo.retag = [replace(job, record=full.get(job.key)) if job.record else job for job in todo.retag]
+        todo.gone = {key: full[key] for key in todo.gone if key in full}
+        return todo
+
     def _delete_gone(self, collection: Collection, gone: dict[FileKey, FileRecord], report: IngestReport) -> None:
         """Files that left the roots lose their chunks (see :mod:`pipelines.ingestion.plan`)."""
-        for record in gone.values():
-            self.store.delete(collection, list(record.ids))
-            report.deleted += 1
-            report.chunks_deleted += len(record.ids)
+        if not gone:
+            return
+        with lexical_sync(self.store, collection.name).writing(self.store, collection, set(gone)) as index:
+            for key, record in gone.items():
+                self.store.delete(collection, list(record.ids))
+                index.delete_file(file_key(*key))
+                report.deleted += 1
+                report.chunks_deleted += len(record.ids)
 
     def _retag(self, collection: Collection, jobs: list[Job], report: IngestReport) -> None:
         """Files whose fields alone changed: their chunks' metadata is re-written in place. A run cut short leaves
@@ -189,6 +219,8 @@ class Ingest:
         process = self._use_process()
         if process:
             self.chunker.counter.count("")  # load the tokenizer here, once: the child inherits it
+        # The lexical index takes each write in the same step as Chroma (see pipelines.retrieve.lexical_sync).
+        lexical = lexical_sync(self.store, collection.name)
         bar = tqdm(total=len(jobs), unit="file", disable=not self.progress, desc="ingest", dynamic_ncols=True)
         by_key = {job.key: _FileTask(job) for job in jobs}
         running = Running(front, jobs, process=process)
@@ -224,16 +256,21 @@ class Ingest:
                             sent = batches
                 if len(unwritten) < WRITE_BATCH and (sent is None or received < sent) and gave_up is None:
                     continue
-                self._write(collection, unwritten, heads, by_key, report)
-                unwritten = []
-                done = [t for t in by_key.values() if t.produced is not None and t.settled == t.produced]
-                heads = self._finish(collection, done, report) if gave_up is None else []
+                # Every file this write may touch: its chunks, the heads, and the files that may finish now.
+                files = {c.key for c in unwritten + heads} | {k for k, t in by_key.items() if t.produced is not None}
+                with lexical.writing(self.store, collection, files) as index:
+                    self._write(collection, index, unwritten, heads, by_key, report)
+                    unwritten = []
+                    done = [t for t in by_key.values() if t.produced is not None and t.settled == t.produced]
+                    heads = self._finish(collection, index, done, report) if gave_up is None else []
                 for task in done:
                     del by_key[task.job.key]
                     task.new_ids.clear()  # a set per file, as large as its chunk count: memory stays flat
                 bar.update(len(done))
                 bar.set_postfix(chunks=report.chunks_written, refresh=False)
-            self._upsert(collection, heads, report)
+            if heads:
+                with lexical.writing(self.store, collection, {c.key for c in heads}) as index:
+                    self._upsert(collection, index, heads, report)
         finally:
             running.close()
             bar.close()
@@ -295,6 +332,7 @@ class Ingest:
     def _write(
         self,
         collection: Collection,
+        index: LexicalIndex,
         chunks: list[Chunk],
         heads: list[Chunk],
         by_key: dict[FileKey, _FileTask],
@@ -311,11 +349,13 @@ class Ingest:
                 by_key[chunk.key].head = chunk
             else:
                 body.append(chunk)
-        self._upsert(collection, body + heads, report)
+        self._upsert(collection, index, body + heads, report)
         for chunk in chunks:
             by_key[chunk.key].settled += 1
 
-    def _finish(self, collection: Collection, tasks: list[_FileTask], report: IngestReport) -> list[Chunk]:
+    def _finish(
+        self, collection: Collection, index: LexicalIndex, tasks: list[_FileTask], report: IngestReport
+    ) -> list[Chunk]:
         """Files whose other chunks are all written: drop their stale chunks and return their first chunks, with
         the chunk count, to be written next. A file is complete exactly when that first chunk is in the store (see
         records.py)."""
@@ -336,11 +376,14 @@ class Ingest:
             else:
                 report.updated += 1
         self.store.delete(collection, stale)
+        index.delete(stale)
         report.chunks_deleted += len(stale)
         return heads
 
-    def _upsert(self, collection: Collection, chunks: list[Chunk], report: IngestReport) -> None:
+    def _upsert(self, collection: Collection, index: LexicalIndex, chunks: list[Chunk], report: IngestReport) -> None:
         if chunks:
+            for chunk in chunks:
+                index.put_terms(file_key(*chunk.key), [(chunk.id, chunk.terms)])
             self.store.upsert(
                 collection,
                 [c.id for c in chunks],

@@ -29,10 +29,11 @@ from pipelines.errors import ConfigError, StoreError
 from pipelines.retrieve import filters
 from pipelines.retrieve.context import with_windows
 from pipelines.retrieve.fusion import convex_fusion, reciprocal_rank_fusion
-from pipelines.retrieve.lexical import BM25Index, LexicalHit
-from pipelines.retrieve.lexical_sync import sync_bm25
+from pipelines.retrieve.lexical import LexicalHit, LexicalIndex
+from pipelines.retrieve.lexical_sync import lexical_sync
 from pipelines.retrieve.options import MAX_K, RERANK, options
 from pipelines.settings import Fusion, Mode, Settings
+from pipelines.store import marker
 from pipelines.store.chroma import Store, open_store
 from pipelines.store.paging import pages
 from pipelines.store.records import SOURCE
@@ -61,9 +62,8 @@ class Search:
         self.store = store
         self.reranker = reranker
         self.search_kwargs = dict(search_kwargs or {})
-        # Derived data, kept while the collection's size is unchanged: the BM25 index and the list of sources.
-        self._lexical: tuple[int, BM25Index] | None = None
-        self._sources: tuple[int, list[str]] | None = None
+        # Derived data, kept while the collection's change marker is unchanged: the list of sources.
+        self._sources: tuple[str | None, list[str]] | None = None
         self._lock = threading.Lock()
         self.options({})  # an unknown or out-of-range option fails here, not on the first query
 
@@ -77,6 +77,7 @@ class Search:
 
     def search(self, query: str, **kwargs: Any) -> list[Document]:
         """The passages for ``query``, best first; ``kwargs`` override the options for this call."""
+        self.store.check_readable()  # another process writing an embedded store: one line, not empty passages
         s = self.options(kwargs)
         rerank = {**self.search_kwargs, **kwargs}.get(RERANK, self.reranker is not None)
         if rerank and self.reranker is None:
@@ -98,13 +99,9 @@ class Search:
 
     # -- lexical and fused ---------------------------------------------------------------------------------
 
-    def _lexical_index(self) -> BM25Index:
-        """The BM25 index, loaded once and re-synced when the collection changed size since."""
-        count = self.collection.count()
-        with self._lock:
-            if self._lexical is None or self._lexical[0] != count:
-                self._lexical = (count, sync_bm25(self.store, self.collection))
-            return self._lexical[1]
+    def _lexical_index(self) -> LexicalIndex:
+        """The lexical index, caught up first with whatever changed in the collection (its marker moved)."""
+        return lexical_sync(self.store, self.collection.name).current(self.store, self.collection)
 
     def _lexical_hits(self, query: str, k: int, s: Settings) -> list[LexicalHit]:
         """The ``k`` best BM25 hits that pass the filters: scored only over the chunks the filters allow (exact:
@@ -188,8 +185,9 @@ class Search:
             return []
         got = self.collection.get(ids=ids, where=where, include=["documents", "metadatas"])
         found = {
-            cid: Document(page_content=text or "", metadata=dict(meta or {}), id=cid)
+            cid: Document(page_content=text, metadata=dict(meta), id=cid)
             for cid, text, meta in zip(got["ids"], got["documents"], got["metadatas"], strict=True)
+            if _whole(text, meta)
         }
         return [found[cid] for cid in ids if cid in found]
 
@@ -217,18 +215,21 @@ class Search:
         fetch = max(k, s.rerank_candidates) if s.mmr else k
         include = ["documents", "metadatas", "distances"] + (["embeddings"] if s.mmr else [])
         found = self.collection.query(query_embeddings=[vector], n_results=fetch, where=self._where(s), include=include)
+        rows = zip(found["ids"][0], found["documents"][0], found["metadatas"][0], found["distances"][0], strict=True)
+        kept = [i for i, (_, text, meta, _) in enumerate(rows) if _whole(text, meta)]
         docs = [
-            Document(page_content=text or "", metadata={**(meta or {}), "score": round(1.0 - float(dist), 6)}, id=cid)
-            for cid, text, meta, dist in zip(
-                found["ids"][0], found["documents"][0], found["metadatas"][0], found["distances"][0], strict=True
+            Document(
+                page_content=found["documents"][0][i],
+                metadata={**found["metadatas"][0][i], "score": round(1.0 - float(found["distances"][0][i]), 6)},
+                id=found["ids"][0][i],
             )
+            for i in kept
         ]
         if s.mmr and docs:
             from langchain_core.vectorstores.utils import maximal_marginal_relevance  # only for MMR: it is slow to load
 
-            chosen = maximal_marginal_relevance(
-                np.asarray(vector), list(found["embeddings"][0]), lambda_mult=s.mmr_lambda, k=k
-            )
+            vectors = [found["embeddings"][0][i] for i in kept]
+            chosen = maximal_marginal_relevance(np.asarray(vector), vectors, lambda_mult=s.mmr_lambda, k=k)
             docs = [docs[i] for i in chosen]
         if s.min_score is not None:
             docs = [d for d in docs if d.metadata["score"] >= s.min_score]
@@ -240,15 +241,21 @@ class Search:
         return filters.where(s, self._all_sources)
 
     def _all_sources(self) -> list[str]:
-        """Distinct sources, cached until the collection's size changes."""
-        count = self.collection.count()
+        """Distinct sources, cached until the collection's change marker moves."""
+        current = marker.read(self.store, self.collection.name).value
         with self._lock:
-            if self._sources is None or self._sources[0] != count:
+            if self._sources is None or self._sources[0] != current:
                 sources: set[str] = set()
                 for page in pages(self.collection, include=["metadatas"]):
                     sources.update(str((m or {}).get(SOURCE)) for m in page["metadatas"] or [])
-                self._sources = (count, sorted(sources))
+                self._sources = (current, sorted(sources))
             return self._sources[1]
+
+
+def _whole(text: str | None, meta: Any) -> bool:
+    """A stored chunk always has text and metadata. Chroma's vector index can name a chunk whose record is not (or
+    no longer) readable, for a moment while the same process writes or deletes it: that is no passage."""
+    return bool(text) and bool(meta)
 
 
 def open_search(

@@ -31,7 +31,7 @@ from pipelines.cache import cache_root
 if TYPE_CHECKING:
     import jieba
 
-__all__ = ["cut"]
+__all__ = ["cut", "prepare"]
 
 #: jieba's longest dictionary word has 16 characters: no longer substring can be an entry.
 _LONGEST = 16
@@ -67,6 +67,12 @@ def _full_tokenizer() -> jieba.Tokenizer:
     tokenizer = jieba.Tokenizer()
     tokenizer.initialize()
     return tokenizer
+
+
+def prepare() -> None:
+    """Write the query dictionary if the cache directory lacks it (an ingest calls this: the front analyses texts in
+    another process, whose first Chinese text would write it only there)."""
+    _prepare(_dictionary_path())
 
 
 @cache

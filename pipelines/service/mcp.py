@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -58,6 +58,7 @@ from pipelines.errors import QwenRagError, StoreError
 from pipelines.retrieve.context import Excerpt, read_around
 from pipelines.retrieve.passages import passage
 from pipelines.retrieve.warm import WarmRetrievers
+from pipelines.service.hold import serving
 from pipelines.service.keys import CURRENT
 from pipelines.service.schemas import MAX_WINDOW, Passage, Text
 from pipelines.settings import Settings
@@ -240,9 +241,11 @@ def build_mcp(settings: Settings, *, warm: WarmRetrievers | None = None) -> MCPS
     return server
 
 
-def run_stdio(settings: Settings) -> None:
-    """Serve MCP over stdin/stdout until the client closes them (what ``qwen-rag mcp`` does)."""
-    build_mcp(settings).run("stdio")
+def run_stdio(settings: Settings, watch: Sequence[Path] = ()) -> None:
+    """Serve MCP over stdin/stdout until the client closes them (what ``qwen-rag mcp`` does); with ``watch``, keep
+    the collection in sync with those paths in the same process (``mcp --watch``)."""
+    with serving(settings, watch):
+        build_mcp(settings).run("stdio")
 
 
 def http_app(settings: Settings, *, warm: WarmRetrievers | None = None, host: str = "127.0.0.1") -> Starlette:

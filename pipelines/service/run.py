@@ -14,13 +14,15 @@ import ipaddress
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 
 import uvicorn
 from starlette.types import ASGIApp
 
 from pipelines.service.app import create_app
+from pipelines.service.hold import serving
 from pipelines.service.keys import Keys
 from pipelines.settings import Settings
 
@@ -42,11 +44,14 @@ def serve(
     port: int = 8000,
     api_key: str | None = None,
     keys: Keys | None = None,
+    watch: Sequence[Path] = (),
 ) -> None:
-    """Run the service under uvicorn until interrupted (what ``qwen-rag serve`` does)."""
+    """Run the service under uvicorn until interrupted (what ``qwen-rag serve`` does); with ``watch``, keep the
+    collection in sync with those paths in the same process (``serve --watch``)."""
     if not api_key and not keys and not _is_loopback(host):
         logger.warning("serving on %s without --api-key: anyone who can reach it can read the whole index", host)
-    uvicorn.run(create_app(settings, api_key=api_key, keys=keys, host=host), host=host, port=port)
+    with serving(settings, watch):
+        uvicorn.run(create_app(settings, api_key=api_key, keys=keys, host=host), host=host, port=port)
 
 
 @contextmanager

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import fcntl
 import os
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 from urllib.parse import urlparse
 
 import chromadb
@@ -154,31 +155,109 @@ class Store:
 
     @contextmanager
     def writer(self) -> Iterator[None]:
-        """One writer per embedded store: a second ingest fails at once instead of hanging (chroma#7040).
+        """One writer per embedded store: a second ingest fails at once instead of hanging (chroma#7040), and so
+        does an ingest while another process serves the store (it would never see the writes: see :meth:`serving`).
 
         A Chroma server orders concurrent writers itself, so no lock is taken there.
         """
         if self.path is None:
             yield
             return
-        lock_path = self.path / ".qwen-rag.lock"
-        with open(lock_path, "a+") as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
+        # Before taking the lock: the serving process's searches would refuse while it is held by another process.
+        if self.path not in _serving_here and _held(self.path / _SERVING):
+            raise StoreError(
+                f"another process serves {self.path} (qwen-rag serve or mcp): an embedded store shows a process "
+                "only its own writes, so it would answer empty passages for these; ingest through that process "
+                "instead (`qwen-rag serve --watch PATH`), or use a Chroma server (--chroma-url)"
+            )
+        lock_path = self.path / _WRITE_LOCK
+        # Marked as this process's before the lock is taken and until after it is let go: this process's own
+        # searches never mistake it for another's.
+        _writing_here.add(self.path)
+        try:
+            with open(lock_path, "a+") as handle:
+                if not _lock(handle, fcntl.LOCK_EX):
+                    handle.seek(0)
+                    holder = handle.read().strip() or "another process"
+                    raise StoreError(
+                        f"another ingest ({holder}) is writing to {self.path}; wait for it to finish, or run `qwen-rag "
+                        "serve --watch PATH` (one process ingests and serves) or a Chroma server (--chroma-url)"
+                    ) from None
                 handle.seek(0)
-                holder = handle.read().strip() or "another process"
-                raise StoreError(
-                    f"another ingest ({holder}) is writing to {self.path}; wait for it to finish, "
-                    "or run a Chroma server (--chroma-url) for concurrent writers"
-                ) from None
-            handle.seek(0)
-            handle.truncate()
-            handle.write(f"pid {os.getpid()}")
-            handle.flush()
+                handle.truncate()
+                handle.write(f"pid {os.getpid()}")
+                handle.flush()
+                try:
+                    yield
+                finally:
+                    handle.seek(0)
+                    handle.truncate()
+                    fcntl.flock(handle, fcntl.LOCK_UN)
+        finally:
+            _writing_here.discard(self.path)
+
+    def check_readable(self) -> None:
+        """Before a search of an embedded store: refuse, in one line, while another process writes to it (this
+        process would see its new chunks without text or metadata: Chroma's embedded store is single-process)."""
+        if self.path is None or self.path in _writing_here:
+            return
+        lock_path = self.path / _WRITE_LOCK
+        if _held(lock_path):
+            holder = lock_path.read_text(encoding="utf-8").strip() or "another process"
+            if holder == f"pid {os.getpid()}":
+                return  # this process's own ingest, through another Store object for the same directory
+            raise StoreError(
+                f"{holder} is writing to {self.path}: an embedded store shows a process only its own writes, so "
+                "this search would answer empty passages; ingest and search in one process with "
+                "`qwen-rag serve --watch PATH` (or `mcp --watch`), or use a Chroma server (--chroma-url)"
+            )
+
+    @contextmanager
+    def serving(self) -> Iterator[None]:
+        """While a long-running reader (``serve``, ``mcp``) has an embedded store open: other processes' ingests
+        are refused (:meth:`writer`), its own (``--watch``) are not."""
+        if self.path is None:
+            yield
+            return
+        with open(self.path / _SERVING, "a+") as handle:
+            fcntl.flock(handle, fcntl.LOCK_SH)
+            _serving_here.add(self.path)
             try:
                 yield
             finally:
-                handle.seek(0)
-                handle.truncate()
+                _serving_here.discard(self.path)
                 fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+_WRITE_LOCK, _SERVING = ".qwen-rag.lock", ".qwen-rag.serving"
+# Embedded stores this process writes to or serves: its own locks are not another process's.
+_writing_here: set[Path] = set()
+_serving_here: set[Path] = set()
+
+
+def _lock(handle: IO[str], kind: int, tries: int = 5) -> bool:
+    """Take ``kind`` without waiting, retrying briefly: another process's probe (:func:`_held`) holds it for
+    microseconds."""
+    for attempt in range(tries):
+        try:
+            fcntl.flock(handle, kind | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if attempt < tries - 1:
+                time.sleep(0.02)
+    return False
+
+
+def _held(path: Path) -> bool:
+    """Whether another process holds a lock on ``path`` that conflicts with a shared one (a writer), or, for the
+    serving file, any lock: probe with the lock that conflicts and let go at once."""
+    if not path.exists():
+        return False
+    kind = fcntl.LOCK_EX if path.name == _SERVING else fcntl.LOCK_SH
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle, kind | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return False

@@ -9,6 +9,12 @@ there with the current hash; anything less (a crash mid-file) is finished on the
 A chunk with the user's own fields (``--meta``, sidecars) also carries ``meta_hash`` (their digest) and ``meta_keys``
 (their names, a JSON list): a file whose content is current but whose fields changed has its chunks' metadata
 re-written in place, without reading or embedding it again, and the names say which keys to drop then.
+
+Read by what changed: a file's first chunk is written last, after the rest of the file and after its stale chunks
+are deleted, so it alone tells whether the file is current (its hash, chunker and chunk count). :func:`read_heads`
+reads only those (one chunk per file, not every chunk's metadata) and is exact when the collection holds no chunk
+outside a complete file, which the chunk count checks; then the ingest reads the full records of the changed files
+only (:func:`read_files`). After a crash left a partial file, it falls back to :func:`read_records`.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from chromadb.api.models.Collection import Collection
 
@@ -67,32 +74,75 @@ class FileRecord:
     # Digests of the user fields seen on its chunks ("" for none): more than one means a re-tag was cut short.
     meta_hashes: set[str] = field(default_factory=set)
     meta_keys: set[str] = field(default_factory=set)  # the names of the user fields on any of its chunks
+    # Read from the first chunk alone (read_heads), its other chunks known to be there: ``ids`` is not filled.
+    head_only: bool = False
 
     def is_current(self, file_hash: str, chunker: str) -> bool:
         """All chunks there, all from this version of the file, cut by this chunker."""
-        return (
-            self.hashes == {file_hash} and self.chunkers == {chunker} and self.total > 0 and len(self.ids) == self.total
-        )
+        complete = self.head_only or len(self.ids) == self.total
+        return self.hashes == {file_hash} and self.chunkers == {chunker} and self.total > 0 and complete
 
     def has_fields(self, fields: Fields) -> bool:
         """All its chunks carry exactly these user fields (a record without any stands for none)."""
         return (self.meta_hashes or {""}) == {meta_hash(fields)}
 
 
-def read_records(store: Store, collection: Collection, roots: Iterable[str]) -> dict[tuple[str, str], FileRecord]:
-    """The records of every file under ``roots``, keyed by ``(root, source)``."""
+Records = dict[tuple[str, str], FileRecord]
+
+
+def _roots(roots: Iterable[str]) -> dict[str, Any] | None:
     wanted = sorted(set(roots))
     if not wanted:
-        return {}
-    where = {ROOT: wanted[0]} if len(wanted) == 1 else {ROOT: {"$in": wanted}}
-    records: dict[tuple[str, str], FileRecord] = {}
-    for chunk, meta in store.metadatas(collection, where=where):
-        record = records.setdefault((str(meta.get(ROOT)), str(meta.get(SOURCE))), FileRecord())
-        record.hashes.add(str(meta.get(FILE_HASH)))
-        record.chunkers.add(str(meta.get(CHUNKER)))
-        if meta.get(POSITION) == 0:
-            record.total = int(meta.get(TOTAL) or 0)
-        record.ids[chunk] = str(meta.get(CHUNK_HASH))
-        record.meta_hashes.add(str(meta.get(META_HASH) or ""))
-        record.meta_keys.update(json.loads(str(meta.get(META_KEYS) or "[]")))
+        return None
+    return {ROOT: wanted[0]} if len(wanted) == 1 else {ROOT: {"$in": wanted}}
+
+
+def _add(records: Records, chunk: str, meta: dict[str, Any]) -> FileRecord:
+    record = records.setdefault((str(meta.get(ROOT)), str(meta.get(SOURCE))), FileRecord())
+    record.hashes.add(str(meta.get(FILE_HASH)))
+    record.chunkers.add(str(meta.get(CHUNKER)))
+    if meta.get(POSITION) == 0:
+        record.total = int(meta.get(TOTAL) or 0)
+    record.ids[chunk] = str(meta.get(CHUNK_HASH))
+    record.meta_hashes.add(str(meta.get(META_HASH) or ""))
+    record.meta_keys.update(json.loads(str(meta.get(META_KEYS) or "[]")))
+    return record
+
+
+def read_records(store: Store, collection: Collection, roots: Iterable[str]) -> Records:
+    """The records of every file under ``roots``, keyed by ``(root, source)``: every chunk's metadata."""
+    where = _roots(roots)
+    records: Records = {}
+    if where is not None:
+        for chunk, meta in store.metadatas(collection, where=where):
+            _add(records, chunk, meta)
+    return records
+
+
+def read_heads(store: Store, collection: Collection, roots: Iterable[str]) -> Records | None:
+    """The records of the files under ``roots`` from their first chunks alone, or None when the collection holds
+    chunks outside complete files (the sum of the first chunks' counts differs from the collection's size)."""
+    wanted = set(roots)
+    records: Records = {}
+    chunks = 0
+    for chunk, meta in store.metadatas(collection, where={POSITION: 0}):
+        chunks += int(meta.get(TOTAL) or 0)
+        if str(meta.get(ROOT)) in wanted:
+            record = _add(records, chunk, meta)
+            record.ids.clear()
+            record.head_only = True
+    return records if chunks == collection.count() else None
+
+
+def read_files(store: Store, collection: Collection, keys: Iterable[tuple[str, str]]) -> Records:
+    """The full records of the files ``keys``: a query per root and 200 sources (each is an SQL parameter)."""
+    by_root: dict[str, list[str]] = {}
+    for root, source in sorted(set(keys)):
+        by_root.setdefault(root, []).append(source)
+    records: Records = {}
+    for root, sources in by_root.items():
+        for start in range(0, len(sources), 200):
+            where = {"$and": [{ROOT: root}, {SOURCE: {"$in": sources[start : start + 200]}}]}
+            for chunk, meta in store.metadatas(collection, where=where):
+                _add(records, chunk, meta)
     return records

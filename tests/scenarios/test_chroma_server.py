@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -84,3 +85,45 @@ def test_two_ingest_processes_at_once_lose_nothing(chroma: str, tmp_path: Path) 
         settings = Settings(chroma_url=chroma, collection="twoproc", embeddings_url=[srv.url + "/v1"])
         report = ingest(halves, settings)
         assert (report.unchanged, report.chunks_written) == (30, 0)
+
+
+def test_a_reader_follows_another_machines_writes_change_by_change(
+    chroma: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writer runs with its own cache directory (its own lexical index, as on another machine); the reader's
+    warm retriever catches up from the collection's change log: the edited file only, no rebuild."""
+    from pipelines.retrieve import lexical_sync
+
+    monkeypatch.setenv("QWEN_RAG_CACHE_DIR", str(tmp_path / "reader-cache"))
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "a.md").write_text("The orchard grows apples and pears.", encoding="utf-8")
+    (corpus / "b.md").write_text("Green tea is steeped at eighty degrees.", encoding="utf-8")
+    binary = str(Path(sys.executable).with_name("qwen-rag"))
+    writer_env = {**os.environ, "QWEN_RAG_CACHE_DIR": str(tmp_path / "writer-cache")}
+    with SGLangServer(embedder=HashEmbedder(dim=64), served_model_name="Qwen/Qwen3-Embedding-0.6B") as srv:
+        common = ["--chroma-url", chroma, "--collection", "follow", "--embeddings-url", srv.url + "/v1"]
+
+        def write() -> None:
+            done = subprocess.run([binary, "ingest", str(corpus), *common], env=writer_env, capture_output=True)
+            assert done.returncode == 0, done.stderr
+
+        write()
+        settings = Settings(chroma_url=chroma, collection="follow", embeddings_url=[srv.url + "/v1"], mode="bm25")
+        retriever = build_retriever(settings)
+        assert retriever.invoke("apples orchard")[0].metadata["source"] == "a.md"  # the reader builds its index
+
+        (corpus / "a.md").write_text("The savannah shelters zebras and giraffes.", encoding="utf-8")
+        write()
+        reindexed: list[set[tuple[str, str]]] = []
+        original = lexical_sync._reindex
+        monkeypatch.setattr(
+            lexical_sync,
+            "_reindex",
+            lambda store, c, index, files: reindexed.append(files) or original(store, c, index, files),
+        )
+        monkeypatch.setattr(lexical_sync.LexicalIndex, "clear", lambda self: pytest.fail("rebuilt from scratch"))
+        [first, *_] = retriever.invoke("zebras giraffes")
+        assert (first.metadata["source"], first.page_content) == ("a.md", "The savannah shelters zebras and giraffes.")
+        assert retriever.invoke("apples orchard") == []
+        assert reindexed == [{(str(corpus.resolve()), "a.md")}]

@@ -12,7 +12,7 @@ import pytrec_eval
 
 from pipelines.evaluate.beir import BeirDataset, load_beir
 from pipelines.evaluate.metrics import evaluate_run, mrr_at_k, ndcg_at_k, recall_at_k
-from pipelines.retrieve.lexical import BM25Index
+from pipelines.retrieve.lexical import LexicalIndex
 
 
 def log2(rank: int) -> float:
@@ -115,23 +115,24 @@ def assert_agrees(run: dict[str, list[str]], qrels: dict[str, dict[str, int]]) -
     assert ours["mrr@10"] == pytest.approx(sum(q["recip_rank"] for q in at_10.values()) / len(qrels), abs=1e-9)
 
 
-def bm25_run(data: BeirDataset, queries: int) -> tuple[dict[str, list[str]], dict[str, dict[str, int]]]:
-    ids = list(data.corpus)
-    index = BM25Index.build(ids, [f"{data.corpus[i]['title']} {data.corpus[i]['text']}" for i in ids], "f")
+def bm25_run(
+    data: BeirDataset, queries: int, directory: Path
+) -> tuple[dict[str, list[str]], dict[str, dict[str, int]]]:
+    index = LexicalIndex.build(directory, ((i, f"{d['title']} {d['text']}") for i, d in data.corpus.items()))
     judged = list(data.qrels)[:queries]
     run = {qid: [hit.id for hit in index.search(data.queries[qid], 100)] for qid in judged}
     return run, {qid: data.qrels[qid] for qid in judged}
 
 
-def test_agrees_with_trec_eval_on_bm25_over_cmrc2018_dev(shared: Path) -> None:
-    run, qrels = bm25_run(load_beir(shared / "eval" / "cmrc2018", "dev"), queries=300)
+def test_agrees_with_trec_eval_on_bm25_over_cmrc2018_dev(shared: Path, tmp_path: Path) -> None:
+    run, qrels = bm25_run(load_beir(shared / "eval" / "cmrc2018", "dev"), 300, tmp_path)
     # The run is not trivially perfect, so misses and late hits are exercised.
     assert 0.5 < evaluate_run(run, qrels)["mrr@10"] < 1.0
     assert_agrees(run, qrels)
 
 
-def test_agrees_with_trec_eval_on_bm25_over_scifact_with_several_relevant(shared: Path) -> None:
-    run, qrels = bm25_run(load_beir(shared / "eval" / "scifact", "test"), queries=300)
+def test_agrees_with_trec_eval_on_bm25_over_scifact_with_several_relevant(shared: Path, tmp_path: Path) -> None:
+    run, qrels = bm25_run(load_beir(shared / "eval" / "scifact", "test"), 300, tmp_path)
     assert any(len(relevant) > 1 for relevant in qrels.values())
     assert_agrees(run, qrels)
 

@@ -1,17 +1,18 @@
-"""The analyzer and the BM25 index: real jieba, real Snowball, real bm25s, real files; CMRC2018 paragraphs."""
+"""The analyzer and the lexical index: real jieba, real Snowball, real tantivy, real files; CMRC2018 paragraphs."""
 
 from __future__ import annotations
 
-import json
+import math
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from pipelines.evaluate.beir import load_beir
-from pipelines.retrieve.lexical import BM25Index, analyze, fingerprint
+from pipelines.retrieve.lexical import LexicalHit, LexicalIndex, analyze
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -25,8 +26,12 @@ DOCS = {
 }
 
 
-def build(docs: dict[str, str] = DOCS) -> BM25Index:
-    return BM25Index.build(list(docs), list(docs.values()), fingerprint(docs))
+@pytest.fixture
+def build(tmp_path: Path) -> Callable[..., LexicalIndex]:
+    def make(docs: dict[str, str] = DOCS) -> LexicalIndex:
+        return LexicalIndex.build(tmp_path / "lexical", docs.items())
+
+    return make
 
 
 # -- analyze ------------------------------------------------------------------------------------------------------
@@ -76,22 +81,10 @@ def test_jieba_loads_lazily_once_and_quietly(tmp_path: Path) -> None:
     assert done.stderr == ""
 
 
-# -- fingerprint --------------------------------------------------------------------------------------------------
-
-
-def test_fingerprint_is_order_independent_and_set_like() -> None:
-    assert fingerprint(["b", "a", "c"]) == fingerprint(["c", "b", "a"]) == fingerprint(["a", "b", "c", "a"])
-    assert fingerprint(["a", "b"]) != fingerprint(["a", "b", "c"])
-    # Concatenations must not collide.
-    assert fingerprint(["a", "bc"]) != fingerprint(["ab", "c"])
-    assert fingerprint([]) != fingerprint([""])
-    assert len(fingerprint(["x"])) == 64
-
-
 # -- search -------------------------------------------------------------------------------------------------------
 
 
-def test_search_finds_english_chinese_and_mixed_queries() -> None:
+def test_search_finds_english_chinese_and_mixed_queries(build: Callable[..., LexicalIndex]) -> None:
     index = build()
     assert index.search("ranking by term frequency", k=3)[0].id == "en-bm25"
     assert index.search("近似最近邻检索", k=3)[0].id == "zh-vector"
@@ -99,16 +92,16 @@ def test_search_finds_english_chinese_and_mixed_queries() -> None:
     assert index.search("qwen3 上下文", k=3)[0].id == "mixed"
 
 
-def test_search_returns_scores_best_first_and_at_most_k() -> None:
+def test_search_returns_scores_best_first_and_at_most_k(build: Callable[..., LexicalIndex]) -> None:
     index = build()
     hits = index.search("BM25 检索", k=2)
-    assert len(hits) == 2
+    assert len(hits) == 2 and all(isinstance(hit, LexicalHit) for hit in hits)
     scores = [hit.score for hit in hits]
     assert scores == sorted(scores, reverse=True) and all(score > 0 for score in scores)
     assert len(index.search("BM25 检索", k=100)) == 3  # only chunks sharing a term: en-bm25, zh-bm25, zh-vector
 
 
-def test_search_without_matching_terms_is_empty() -> None:
+def test_search_without_matching_terms_is_empty(build: Callable[..., LexicalIndex]) -> None:
     index = build()
     assert index.search("", k=5) == []
     assert index.search("？！", k=5) == []
@@ -116,94 +109,103 @@ def test_search_without_matching_terms_is_empty() -> None:
     assert index.search("BM25", k=0) == []
 
 
-def test_equal_scores_keep_indexing_order() -> None:
-    index = BM25Index.build(["z", "y", "x", "w"], ["same text", "other", "same text", "same text"], "f")
-    assert [hit.id for hit in index.search("same", k=3)] == ["z", "x", "w"]
-    # The cut at k keeps the first-indexed of the tied chunks too.
-    assert [hit.id for hit in index.search("same", k=2)] == ["z", "x"]
+def test_only_restricts_the_search_to_those_ids_without_changing_scores(build: Callable[..., LexicalIndex]) -> None:
+    index = build()
+    everything = {hit.id: hit.score for hit in index.search("BM25 检索", k=10)}
+    only = index.search("BM25 检索", k=10, only={"zh-vector", "en-chroma"})
+    assert [hit.id for hit in only] == ["zh-vector"]  # en-chroma holds no query term
+    assert only[0].score == pytest.approx(everything["zh-vector"])
+    assert index.search("BM25 检索", k=10, only=set()) == []
 
 
-def test_empty_corpus() -> None:
-    index = BM25Index.build([], [], fingerprint([]))
+def expected_coverage(query: str, chunk: str, docs: dict[str, str] = DOCS) -> float:
+    """Coverage computed from the texts themselves, as the interface defines it."""
+    total = len(docs)
+    held = [set(analyze(text)) for text in docs.values()]
+
+    def idf(term: str) -> float:
+        df = sum(term in terms for terms in held) or 1  # unseen: as rare as the rarest indexed term
+        return math.log(1 + (total - df + 0.5) / (df + 0.5))
+
+    terms = set(analyze(query))
+    return sum(idf(t) for t in terms & set(analyze(docs[chunk]))) / sum(idf(t) for t in terms)
+
+
+# The last query has more distinct terms than one coverage search takes (23): the terms go in several.
+@pytest.mark.parametrize(
+    "query",
+    ["BM25 全文检索", "BM25 全文检索 zebra", "nearest neighbour 向量 2025年", " ".join(DOCS.values()) + " zebra"],
+)
+def test_coverage_is_the_share_of_query_idf_a_chunk_holds(build: Callable[..., LexicalIndex], query: str) -> None:
+    hits = build().search(query, k=10)
+    assert hits and any(hit.coverage < 1 for hit in hits)
+    assert len(set(analyze(" ".join(DOCS.values())))) > 23
+    for hit in hits:
+        assert hit.coverage == pytest.approx(expected_coverage(query, hit.id), abs=1e-6), hit.id
+
+
+def test_a_repeated_query_word_counts_once(build: Callable[..., LexicalIndex]) -> None:
+    index = build()
+    assert index.search("BM25 BM25 BM25 检索", k=5) == index.search("BM25 检索", k=5)
+
+
+def test_empty_corpus(tmp_path: Path) -> None:
+    index = LexicalIndex.build(tmp_path / "lexical", [])
     assert len(index) == 0 and index.search("anything", k=5) == []
 
 
-def test_build_refuses_mismatched_or_duplicate_ids() -> None:
-    with pytest.raises(ValueError, match="2 ids for 1 texts"):
-        BM25Index.build(["a", "b"], ["x"], "f")
-    with pytest.raises(ValueError, match="unique"):
-        BM25Index.build(["a", "a"], ["x", "y"], "f")
-
-
-def test_bm25_on_cmrc2018_paragraphs(shared: Path) -> None:
+def test_bm25_on_cmrc2018_paragraphs(shared: Path, tmp_path: Path) -> None:
     """Questions were written on their paragraph: BM25 with this analyzer finds it first almost always."""
     data = load_beir(shared / "eval" / "cmrc2018", "trial")
-    ids = list(data.corpus)
-    index = BM25Index.build(ids, [data.corpus[i]["title"] + " " + data.corpus[i]["text"] for i in ids], "f")
+    chunks = ((i, data.corpus[i]["title"] + " " + data.corpus[i]["text"]) for i in data.corpus)
+    index = LexicalIndex.build(tmp_path / "lexical", chunks)
     questions = list(data.queries.items())[:200]
     first = sum(index.search(text, k=1)[0].id in data.qrels[qid] for qid, text in questions)
     assert first / len(questions) >= 0.95
 
 
-# -- persistence --------------------------------------------------------------------------------------------------
+# -- updates and persistence --------------------------------------------------------------------------------------
 
 
-def test_save_and_load_round_trip(tmp_path: Path) -> None:
+def test_put_replaces_delete_removes_and_a_reopened_index_sees_the_commit(
+    build: Callable[..., LexicalIndex], tmp_path: Path
+) -> None:
     index = build()
-    index.save(tmp_path / "bm25")
-    loaded = BM25Index.load(tmp_path / "bm25")
-    assert loaded is not None
-    assert loaded.fingerprint == index.fingerprint and loaded.ids == index.ids
-    for query in ("BM25 检索", "HNSW nearest neighbour", "2025年"):
-        assert loaded.search(query, k=5) == index.search(query, k=5)
+    index.put("f", [("en-bm25", "a rewritten chunk about zebras")])
+    index.delete(["zh-bm25"])
+    assert index.search("zebra", k=5) == []  # staged, not committed
+    index.commit()
+    assert [hit.id for hit in index.search("zebra", k=5)] == ["en-bm25"]
+    assert [hit.id for hit in index.search("frequency", k=5)] == []  # the old text is gone
+    reopened = LexicalIndex.open(tmp_path / "lexical")
+    assert len(reopened) == len(DOCS) - 1
+    assert "zh-bm25" not in {hit.id for hit in reopened.search("全文检索", k=10)}
 
 
-def test_save_replaces_the_old_index_and_leaves_no_temporaries(tmp_path: Path) -> None:
-    build().save(tmp_path / "bm25")
-    smaller = build({"only": "a single chunk about BM25"})
-    smaller.save(tmp_path / "bm25")
-    loaded = BM25Index.load(tmp_path / "bm25")
-    assert loaded is not None and loaded.ids == ["only"] and loaded.fingerprint == fingerprint(["only"])
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["bm25"]
+def test_delete_file_removes_its_chunks_only(tmp_path: Path) -> None:
+    index = LexicalIndex.open(tmp_path / "lexical")
+    index.put("a.md", [("a1", "apples"), ("a2", "apples and pears")])
+    index.put("b.md", [("b1", "pears")])
+    index.commit()
+    index.delete_file("a.md")
+    index.commit()
+    assert [hit.id for hit in index.search("apples pears", k=5)] == ["b1"]
 
 
-def test_empty_index_round_trip(tmp_path: Path) -> None:
-    BM25Index.build([], [], fingerprint([])).save(tmp_path / "bm25")
-    loaded = BM25Index.load(tmp_path / "bm25")
-    assert loaded is not None and len(loaded) == 0 and loaded.fingerprint == fingerprint([])
+def test_rollback_drops_staged_changes(build: Callable[..., LexicalIndex]) -> None:
+    index = build()
+    index.put("f", [("new", "zebras")])
+    index.rollback()
+    index.commit()
+    assert index.search("zebra", k=5) == [] and len(index) == len(DOCS)
 
 
-def test_load_of_a_missing_or_damaged_index_is_none(tmp_path: Path) -> None:
-    assert BM25Index.load(tmp_path / "nothing-here") is None
-    build().save(tmp_path / "bm25")
-
-    meta = tmp_path / "bm25" / "meta.json"
-    original = meta.read_text(encoding="utf-8")
-    meta.write_text(original[: len(original) // 2], encoding="utf-8")  # truncated by a crash
-    assert BM25Index.load(tmp_path / "bm25") is None
-
-    meta.write_text(json.dumps({**json.loads(original), "format": 999}), encoding="utf-8")
-    assert BM25Index.load(tmp_path / "bm25") is None
-
-    meta.write_text(json.dumps({**json.loads(original), "ids": ["just-one"]}), encoding="utf-8")
-    assert BM25Index.load(tmp_path / "bm25") is None  # ids no longer match the matrix
-
-    meta.write_text(original, encoding="utf-8")
-    assert BM25Index.load(tmp_path / "bm25") is not None
-    for array in (tmp_path / "bm25").glob("*.npy"):
-        array.write_bytes(b"not numpy")
-    assert BM25Index.load(tmp_path / "bm25") is None
+# -- coverage and exact filters (issue 15) -----------------------------------------------------------------------
 
 
-# -- coverage and exact filters ------------------------------------------------------------------------------------
-
-
-def test_coverage_is_the_share_of_the_query_term_weight_a_chunk_holds() -> None:
-    index = BM25Index.build(
-        ["both", "rare", "common", "none"],
-        ["quantum entanglement is the topic", "entanglement", "is the topic", "unrelated words"],
-        fingerprint(["both", "rare", "common", "none"]),
-    )
+def test_coverage_is_the_share_of_the_query_term_weight_a_chunk_holds(tmp_path: Path) -> None:
+    texts = ["quantum entanglement is the topic", "entanglement", "is the topic", "unrelated words"]
+    index = LexicalIndex.build(tmp_path, zip(["both", "rare", "common", "none"], texts, strict=True))
     hits = {hit.id: hit for hit in index.search("is entanglement", k=10)}
     assert hits["both"].coverage == 1.0
     # "entanglement" is rarer than "is" (2 of 4 chunks each: equal here), so each holds half of the weight.
@@ -215,19 +217,16 @@ def test_coverage_is_the_share_of_the_query_term_weight_a_chunk_holds() -> None:
     assert unseen["rare"].coverage < 0.5
 
 
-def test_a_stray_common_word_covers_little_of_the_query() -> None:
+def test_a_stray_common_word_covers_little_of_the_query(tmp_path: Path) -> None:
     texts = [f"note {i}: the cat sat" for i in range(20)] + ["binary search halves an ordered array"]
-    ids = [f"c{i}" for i in range(len(texts))]
-    index = BM25Index.build(ids, texts, fingerprint(ids))
+    index = LexicalIndex.build(tmp_path, ((f"c{i}", text) for i, text in enumerate(texts)))
     hits = {hit.id: hit for hit in index.search("the binary search", k=30)}
     assert hits["c20"].coverage > 0.9
     assert hits["c0"].coverage < 0.1
 
 
-def test_only_restricts_scoring_to_the_given_ids_and_keeps_k() -> None:
-    texts = [f"apple pie number {i}" for i in range(30)]
-    ids = [f"d{i}" for i in range(30)]
-    index = BM25Index.build(ids, texts, fingerprint(ids))
+def test_only_restricts_scoring_to_the_given_ids_and_keeps_k(tmp_path: Path) -> None:
+    index = LexicalIndex.build(tmp_path, ((f"d{i}", f"apple pie number {i}") for i in range(30)))
     allowed = {f"d{i}" for i in range(0, 30, 3)}
     hits = index.search("apple pie", k=5, only=allowed)
     assert len(hits) == 5 and {hit.id for hit in hits} <= allowed
