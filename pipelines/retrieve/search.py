@@ -28,7 +28,7 @@ from pipelines.embeddings import Provider, make_embeddings
 from pipelines.errors import ConfigError, StoreError
 from pipelines.retrieve import filters
 from pipelines.retrieve.context import with_windows
-from pipelines.retrieve.fusion import convex_fusion, reciprocal_rank_fusion
+from pipelines.retrieve.fusion import convex_fusion, reciprocal_rank_fusion, script_agreement
 from pipelines.retrieve.lexical import LexicalHit, LexicalIndex
 from pipelines.retrieve.lexical_sync import lexical_sync
 from pipelines.retrieve.options import MAX_K, RERANK, options
@@ -150,7 +150,10 @@ class Search:
                     hit.id: hit for hit in self._lexical_index().search(query, len(dense_only), only=dense_only)
                 }
             dense |= self._cosines(vector, [cid for cid in lexical if cid not in dense])
-            fused = convex_fusion(dense, lexical, alpha=s.fusion_alpha, tau=s.coverage_tau, dense_floor=floor)
+            agreement = self._script_agreement(query, list(lexical))
+            fused = convex_fusion(
+                dense, lexical, alpha=s.fusion_alpha, tau=s.coverage_tau, dense_floor=floor, agreement=agreement
+            )
         chosen = fused[:k]
         docs = {str(d.id): d for d in self._fetch([cid for cid, _ in chosen], None)}
         out = []
@@ -167,6 +170,16 @@ class Search:
         if s.min_score is not None:
             out = [d for d in out if d.metadata["score"] >= s.min_score]
         return out
+
+    def _script_agreement(self, query: str, ids: list[str]) -> dict[str, float]:
+        """How far each passage is written in the query's script (:func:`.fusion.script_agreement`)."""
+        if not ids:
+            return {}
+        got = self.collection.get(ids=ids, include=["documents"])
+        return {
+            str(cid): script_agreement(query, text or "")
+            for cid, text in zip(got["ids"], got["documents"] or [], strict=True)
+        }
 
     def _cosines(self, vector: list[float], ids: list[str]) -> dict[str, float]:
         """The cosine similarity of ``vector`` to each stored chunk in ``ids``, from the stored embeddings."""
