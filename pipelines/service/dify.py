@@ -36,14 +36,14 @@ from chromadb.errors import ChromaError
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from langchain_core.documents import Document
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from loaders.errors import one_line
 from pipelines.errors import QwenRagError
 from pipelines.retrieve.warm import WarmRetrievers
 from pipelines.service.auth import DIFY_PATHS, access_of
 from pipelines.service.conditions import Condition, Operator, where_of
-from pipelines.service.schemas import MAX_QUERY_CHARS, Count, ErrorBody, Text
+from pipelines.service.schemas import MAX_QUERY_CHARS, Count, ErrorBody, QueryText, Text
 from pipelines.store.paging import pages
 from pipelines.store.records import CHUNK_HASH, CHUNKER, FILE_HASH, POSITION, ROOT, SOURCE, TOTAL
 
@@ -100,16 +100,9 @@ class RetrievalRequest(BaseModel):
     )
 
     knowledge_id: Text = Field(min_length=1, max_length=512, description="The collection to search.")
-    query: Text = Field(min_length=1, max_length=MAX_QUERY_CHARS, json_schema_extra={"pattern": r"\S"})
+    query: QueryText = Field(min_length=1, max_length=MAX_QUERY_CHARS, json_schema_extra={"pattern": r"\S"})
     retrieval_setting: RetrievalSetting
     metadata_condition: MetadataCondition | None = None
-
-    @field_validator("query")
-    @classmethod
-    def _not_blank(cls, query: str) -> str:
-        if not query.strip():
-            raise ValueError("query is blank")
-        return query
 
 
 class Record(BaseModel):
