@@ -99,8 +99,8 @@ def child(path: Path, chunk: bool, reader: str) -> None:
     from loaders.calamine import CalamineFileLoader
     from loaders.chunking import Chunker, ChunkSpec
     from loaders.registry import read
+    from loaders.source import SourceFile
     from loaders.tokens import qwen_tokenizer
-    from loaders.walk import SourceFile
 
     chunker = Chunker(qwen_tokenizer(), ChunkSpec()) if chunk else None
     if chunker:

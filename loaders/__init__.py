@@ -14,7 +14,8 @@ parser library) is imported when the first file of that format is read.
 from loaders.errors import LoadError, Problem
 from loaders.options import LayoutMode, OcrMode, ReadOptions
 from loaders.registry import SUPPORTED_EXTENSIONS, read
-from loaders.walk import SourceFile, walk
+from loaders.source import SourceFile
+from loaders.walk import walk
 
 __all__ = [
     "SUPPORTED_EXTENSIONS",

@@ -78,7 +78,7 @@ from langchain_core.documents import Document
 from loaders.errors import LoadError
 from loaders.options import LayoutMode, OcrMode
 from loaders.registry import FORMATS, Format, _code, _text, read
-from loaders.walk import SourceFile
+from loaders.source import SourceFile
 
 logger = logging.getLogger("loaders.isolation")
 

@@ -24,11 +24,11 @@ from loaders.errors import LoadError, os_cause
 from loaders.languages import LANGUAGES
 from loaders.options import LayoutMode, OcrMode, PageErrorHandler, ReadOptions
 
-if TYPE_CHECKING:  # walk imports this module for SUPPORTED_EXTENSIONS; LangChain's import is not needed to run
+if TYPE_CHECKING:  # LangChain's import is not needed to run
     from langchain_core.document_loaders import BaseLoader
     from langchain_core.documents import Document
 
-    from loaders.walk import SourceFile
+    from loaders.source import SourceFile
 
 Opener = Callable[[Path, ReadOptions], "BaseLoader"]
 

@@ -8,17 +8,17 @@ may care about becomes a `Problem`.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import posixpath
 import re
 from collections import deque
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from loaders.errors import Problem, os_cause
 from loaders.registry import SUPPORTED_EXTENSIONS
+from loaders.source import SourceFile
 
 #: The user's fields for one file (``report.pdf.meta.json`` beside ``report.pdf``) and for a folder's files: read
 #: by the ingest (:mod:`pipelines.ingestion.sidecars`), never indexed as documents themselves.
@@ -28,38 +28,6 @@ FOLDER_SIDECAR = "qwen-rag.meta.yaml"
 
 def is_sidecar(name: str) -> bool:
     return name.endswith(SIDECAR_SUFFIX) or name == FOLDER_SIDECAR
-
-
-@dataclass(frozen=True)
-class SourceFile:
-    """A file found under a root the user named.
-
-    Usage::
-
-        file = SourceFile(root=Path("/data/docs"), path=Path("/data/docs/guide/intro.md"))
-        file.source  # "guide/intro.md"
-        file.sha256()  # hex digest, read once, then cached
-    """
-
-    root: Path  # the root the user named (a directory, or the file itself)
-    path: Path  # absolute path of the file
-    _sha256: str | None = field(default=None, init=False, repr=False, compare=False)
-
-    @property
-    def source(self) -> str:
-        """The posix path relative to the root; for a root that is a file: its name."""
-        if self.path == self.root:
-            return self.path.name
-        return self.path.relative_to(self.root).as_posix()
-
-    def sha256(self) -> str:
-        """Hex digest of the file's bytes, streamed in blocks and computed once; raises OSError."""
-        if self._sha256 is None:
-            with self.path.open("rb") as stream:
-                digest = hashlib.file_digest(stream, "sha256").hexdigest()
-            object.__setattr__(self, "_sha256", digest)  # frozen: the cache is the one field set later
-            return digest
-        return self._sha256
 
 
 def walk(

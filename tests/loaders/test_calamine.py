@@ -14,8 +14,8 @@ from loaders.calamine import CalamineFileLoader
 from loaders.errors import LoadError
 from loaders.options import ReadOptions
 from loaders.registry import read
+from loaders.source import SourceFile
 from loaders.tables import TABLE_HEADER
-from loaders.walk import SourceFile
 from loaders.xlsx import XlsxFileLoader
 from tests.loaders.odf_files import build_ods
 from tests.loaders.test_xlsx import sales_workbook

@@ -18,7 +18,7 @@ from openpyxl import Workbook
 from loaders.errors import LoadError
 from loaders.options import ReadOptions
 from loaders.registry import FORMATS, Format, read
-from loaders.walk import SourceFile
+from loaders.source import SourceFile
 
 LOSS = "image file is truncated (40 bytes not processed)"
 

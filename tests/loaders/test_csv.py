@@ -14,8 +14,8 @@ import loaders.csv
 from loaders.csv import CsvFileLoader
 from loaders.errors import LoadError
 from loaders.registry import read
+from loaders.source import SourceFile
 from loaders.tables import TABLE_HEADER
-from loaders.walk import SourceFile
 
 HEADER = ["姓名", "城市", "金额"]
 PEOPLE = [["张三", "北京", "1200"], ["李四", "上海, 浦东", "980.5"], ["王五", "广州", ""]]

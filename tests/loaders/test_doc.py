@@ -11,7 +11,7 @@ from langchain_core.documents import Document
 from loaders.doc import DocFileLoader
 from loaders.errors import LoadError
 from loaders.registry import read
-from loaders.walk import SourceFile
+from loaders.source import SourceFile
 from tests.loaders.legacy_files import cfb
 from tests.loaders.test_rtf import RTF_TEXT, rtf
 

@@ -25,8 +25,8 @@ from loaders.docx import ENDNOTES, FOOTNOTES, HEADERS_AND_FOOTERS, SEPARATOR, Do
 from loaders.errors import LoadError
 from loaders.options import ReadOptions
 from loaders.registry import read
+from loaders.source import SourceFile
 from loaders.tables import TABLE_HEADER
-from loaders.walk import SourceFile
 from tests.loaders.office_files import (
     CFB,
     ENCRYPTED,

@@ -13,7 +13,7 @@ from loaders.epub import EpubFileLoader
 from loaders.errors import LoadError
 from loaders.options import ReadOptions
 from loaders.registry import read
-from loaders.walk import SourceFile
+from loaders.source import SourceFile
 
 CONTAINER = """<?xml version="1.0" encoding="UTF-8"?>
 <container version="1.0" xmlns="urn:oasis:names:tc:opendocument:xmlns:container">

@@ -12,7 +12,7 @@ from loaders.errors import LoadError
 from loaders.image import ImageFileLoader
 from loaders.options import OcrMode, ReadOptions
 from loaders.registry import read
-from loaders.walk import SourceFile
+from loaders.source import SourceFile
 from tests.loaders.ocr_pages import render
 
 ENGLISH = "Invoice 2024-0173: total 42.50 EUR"

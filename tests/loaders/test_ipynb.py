@@ -12,7 +12,7 @@ from loaders.errors import LoadError
 from loaders.ipynb import NotebookFileLoader
 from loaders.options import ReadOptions
 from loaders.registry import read
-from loaders.walk import SourceFile
+from loaders.source import SourceFile
 
 
 def notebook(cells: list[dict[str, Any]], metadata: dict[str, Any] | None = None) -> dict[str, Any]:

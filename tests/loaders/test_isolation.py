@@ -20,7 +20,7 @@ from pypdf.generic import DecodedStreamObject, NameObject
 from loaders.errors import LoadError
 from loaders.isolation import IsolatedReader
 from loaders.registry import FORMATS, Format, LazyOpener, read
-from loaders.walk import SourceFile
+from loaders.source import SourceFile
 from tests.loaders.isolation_fixtures.bad_loaders import BULK_DOCS
 
 REPO = Path(__file__).resolve().parents[2]
@@ -228,7 +228,7 @@ import multiprocessing, sys
 from pathlib import Path
 from loaders.isolation import IsolatedReader
 from loaders.registry import FORMATS, Format, LazyOpener
-from loaders.walk import SourceFile
+from loaders.source import SourceFile
 
 FORMATS[".hang"] = Format("text", LazyOpener("tests.loaders.isolation_fixtures.bad_loaders", "HangLoader"))
 root = Path(sys.argv[1])

@@ -10,7 +10,7 @@ from loaders.errors import LoadError
 from loaders.odp import OdpFileLoader
 from loaders.registry import read
 from loaders.slides import NOTES_PREFIX
-from loaders.walk import SourceFile
+from loaders.source import SourceFile
 from tests.loaders.odf_files import ODP_TABLE, SLIDES, build_odp, build_odt
 
 

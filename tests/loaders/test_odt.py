@@ -12,7 +12,7 @@ from langchain_core.documents import Document
 from loaders.errors import LoadError
 from loaders.odt import OdtFileLoader
 from loaders.registry import read
-from loaders.walk import SourceFile
+from loaders.source import SourceFile
 from tests.loaders.odf_files import ARTICLE, CHAPTER, NOTE_TEXT, ODT_FACT, build_odp, build_odt
 
 CALAMINE_DATA = Path(__file__).parent / "legacy_data"

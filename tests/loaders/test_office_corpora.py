@@ -24,7 +24,7 @@ from langchain_core.documents import Document
 
 from loaders.errors import LoadError
 from loaders.registry import read
-from loaders.walk import SourceFile
+from loaders.source import SourceFile
 
 SDISTS = {"python_docx": "1.2.0", "python_pptx": "1.0.2"}  # sdist file stems: name-version.tar.gz
 OFFICE = (".docx", ".pptx")

@@ -11,7 +11,7 @@ from langchain_core.documents import Document
 from loaders.errors import LoadError
 from loaders.ppt import PptFileLoader
 from loaders.registry import read
-from loaders.walk import SourceFile
+from loaders.source import SourceFile
 from tests.loaders.legacy_files import cfb, ppt
 
 DATA = Path(__file__).parent / "legacy_data"

@@ -22,8 +22,8 @@ from loaders.options import ReadOptions
 from loaders.pptx import PptxFileLoader
 from loaders.registry import read
 from loaders.slides import NOTES_PREFIX, SEPARATOR
+from loaders.source import SourceFile
 from loaders.tables import TABLE_HEADER
-from loaders.walk import SourceFile
 from tests.loaders.office_files import CFB, ENCRYPTED, assert_bomb_refused, docx_bytes, replace_member, zip_of
 
 TITLE_LAYOUT, TITLE_ONLY_LAYOUT, BLANK_LAYOUT = 0, 5, 6

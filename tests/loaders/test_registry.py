@@ -11,7 +11,8 @@ from langchain_core.documents import Document
 
 from loaders.errors import LoadError
 from loaders.registry import SUPPORTED_EXTENSIONS, read
-from loaders.walk import SourceFile, walk
+from loaders.source import SourceFile
+from loaders.walk import walk
 
 SAMPLES = Path("/work/shared/samples/pdfs")
 FILES: dict[str, bytes] = {

@@ -9,7 +9,7 @@ import pytest
 from loaders.errors import LoadError
 from loaders.registry import read
 from loaders.rtf import RtfFileLoader
-from loaders.walk import SourceFile
+from loaders.source import SourceFile
 
 RTF_TEXT = "第三条 仓库钥匙由皇甫嵩保管，柜号 C-5531。\n第四条 离开时锁门。\n姓名|部门|"
 

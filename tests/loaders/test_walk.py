@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from loaders.errors import Problem
-from loaders.walk import SourceFile, walk
+from loaders.source import SourceFile
+from loaders.walk import walk
 
 TREE = [
     "b.txt",

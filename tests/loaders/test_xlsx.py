@@ -18,8 +18,8 @@ from openpyxl.styles import Font
 from loaders.errors import LoadError
 from loaders.options import ReadOptions
 from loaders.registry import read
+from loaders.source import SourceFile
 from loaders.tables import TABLE_HEADER, value_text
-from loaders.walk import SourceFile
 from loaders.xlsx import XlsxFileLoader
 
 SALES_HEADER = ["日期", "地区", "产品", "数量", "单价", "金额"]
