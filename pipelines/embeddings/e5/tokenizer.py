@@ -46,7 +46,7 @@ class E5Tokenizer:
         self._prepared = prepared
         self._table = dict(normalization)
         self.unk_id: int = prepared.config["unk"]
-        self._pieces = PieceTable.load(prepared)
+        self._pieces = PieceTable.load(prepared.directory, self.unk_id)
         self._unigram: Tokenizer | None = None
         self._lock = threading.Lock()
 

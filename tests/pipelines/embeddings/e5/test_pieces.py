@@ -7,7 +7,7 @@ import pytest
 from tokenizers import Tokenizer
 
 from pipelines.embeddings.e5.cache import PreparedModel, prepared_model
-from pipelines.embeddings.e5.pieces import PieceTable, piece_arrays
+from pipelines.embeddings.e5.pieces import PIECE_IDS, PIECES, SCORES, PieceTable, piece_arrays
 from pipelines.embeddings.e5.tokenizer import PASSAGE_PREFIX, QUERY_PREFIX, E5Tokenizer
 
 EDGE_CASES = [
@@ -41,7 +41,7 @@ def test_the_same_segmentation_as_the_full_model(
     prepared: PreparedModel, full: Tokenizer, normalizer: E5Tokenizer, corpus: list[str]
 ) -> None:
     # Queries are what goes through the table; the corpus's passages and questions are texts like any other.
-    table = PieceTable.load(prepared)
+    table = PieceTable.load(prepared.directory, prepared.config["unk"])
     texts = [normalizer.normalize(QUERY_PREFIX + t) for t in corpus + EDGE_CASES]
     expected = full.encode_batch(texts, add_special_tokens=False)
     differ = [t[:60] for t, e in zip(texts, expected, strict=True) if table.encode(t) != (e.ids, e.offsets)]
@@ -50,9 +50,9 @@ def test_the_same_segmentation_as_the_full_model(
 
 def test_the_arrays_are_sorted_without_unk_and_keep_ids_and_scores() -> None:
     arrays = piece_arrays(["<unk>", "b", "a", "ab"], np.array([0.0, -1.0, -2.0, -3.0], dtype=np.float32), unk=0)
-    assert arrays["pieces.npy"].tolist() == ["a", "ab", "b"]
-    assert arrays["piece_ids.npy"].tolist() == [2, 3, 1]
-    assert arrays["scores.npy"].tolist() == [0.0, -1.0, -2.0, -3.0]
+    assert arrays[PIECES].tolist() == ["a", "ab", "b"]
+    assert arrays[PIECE_IDS].tolist() == [2, 3, 1]
+    assert arrays[SCORES].tolist() == [0.0, -1.0, -2.0, -3.0]
 
 
 def test_queries_never_build_the_full_model_documents_do(prepared: PreparedModel, full: Tokenizer) -> None:
