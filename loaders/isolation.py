@@ -77,7 +77,7 @@ from langchain_core.documents import Document
 
 from loaders.errors import LoadError
 from loaders.options import LayoutMode, OcrMode
-from loaders.registry import FORMATS, Format, _code, _text, read
+from loaders.registry import FORMATS, Format, read
 from loaders.source import SourceFile
 
 logger = logging.getLogger("loaders.isolation")
@@ -91,7 +91,6 @@ FilePageErrorHandler = Callable[[SourceFile, LoadError], None]
 # What a worker sends: ("doc", Document), ("page", cause, page), then one of ("end",) or ("failed", cause, page).
 Message = tuple[Any, ...]
 
-_IN_PROCESS = (_text, _code)  # openers of our own streaming readers (loaders.text, loaders.code)
 # Files taken from the input ahead of the caller, per worker: enough that a run of text files between two PDFs
 # does not leave workers idle; a SourceFile is a few hundred bytes.
 _LOOKAHEAD_PER_WORKER = 16
@@ -385,7 +384,7 @@ class _Clock:
 def _isolated_format(file: SourceFile) -> Format | None:
     """The format to parse `file` with in a worker; None to read it here (our own reader, or `read` says why)."""
     fmt = FORMATS.get(file.path.suffix.lower())
-    if fmt is None or fmt.open in _IN_PROCESS:
+    if fmt is None or not fmt.reads_in_worker:
         return None
     return fmt
 

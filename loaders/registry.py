@@ -37,10 +37,13 @@ logger = logging.getLogger("loaders.registry")
 
 @dataclass(frozen=True)
 class Format:
-    """A file type: the ``file_type`` metadata of its Documents, and how to open a loader for one file."""
+    """A file type: the ``file_type`` metadata of its Documents, how to open a loader for one file, and whether
+    `loaders.isolation` reads it in a worker process (third-party parsers) or in the caller's (our own streaming
+    readers, and refusals)."""
 
     file_type: str
     open: Opener
+    reads_in_worker: bool = True
 
 
 @dataclass(frozen=True)
@@ -87,13 +90,15 @@ def _code(path: Path, options: ReadOptions) -> BaseLoader:
 
 _IMAGE = Format("image", LazyOpener("loaders.image", "ImageFileLoader"))
 
-#: Extension (lower case, with the dot) -> its format.
+#: Extension (lower case, with the dot) -> its format. Read in the caller's process: our own pure-Python readers
+#: (loaders.text, loaders.code; linear in the file, one block in memory, they cannot crash the interpreter, so a
+#: worker would only add copying every block through a pipe).
 FORMATS: dict[str, Format] = {
     ".pdf": Format("pdf", _pdf),
-    ".txt": Format("text", _text),
-    ".md": Format("markdown", _text),
-    ".markdown": Format("markdown", _text),
-    ".rst": Format("rst", _text),
+    ".txt": Format("text", _text, reads_in_worker=False),
+    ".md": Format("markdown", _text, reads_in_worker=False),
+    ".markdown": Format("markdown", _text, reads_in_worker=False),
+    ".rst": Format("rst", _text, reads_in_worker=False),
     ".html": Format("html", _html),
     ".htm": Format("html", _html),
     ".docx": Format("docx", LazyOpener("loaders.docx", "DocxFileLoader")),
@@ -114,7 +119,7 @@ FORMATS: dict[str, Format] = {
     ".odp": Format("odp", LazyOpener("loaders.odp", "OdpFileLoader")),
     ".rtf": Format("rtf", LazyOpener("loaders.rtf", "RtfFileLoader")),
     **dict.fromkeys((".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"), _IMAGE),
-} | {ext: Format("code", _code) for ext in LANGUAGES}
+} | {ext: Format("code", _code, reads_in_worker=False) for ext in LANGUAGES}
 
 #: Extension -> the ``file_type`` metadata of its Documents.
 FILE_TYPES: dict[str, str] = {ext: fmt.file_type for ext, fmt in FORMATS.items()}
