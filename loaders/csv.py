@@ -21,7 +21,7 @@ from typing import BinaryIO
 from langchain_core.document_loaders import BaseLoader
 from langchain_core.documents import Document
 
-from loaders.errors import LoadError, one_line
+from loaders.errors import LoadError, reason
 from loaders.options import ReadOptions
 from loaders.tables import BLOCK_ROWS, TableRow, table_blocks
 from loaders.text import BLOCK_SIZE, choose_encoding
@@ -100,4 +100,4 @@ def _records(lines: Iterable[str], delimiter: str) -> Iterator[TableRow]:
         for number, record in enumerate(csv.reader(lines, delimiter=delimiter), 1):
             yield TableRow(number, [cell.strip() for cell in record])
     except csv.Error as err:  # an unterminated quote that swallows the file hits the field size limit
-        raise LoadError(f"malformed CSV after row {number}: {one_line(str(err))}") from err
+        raise LoadError(f"malformed CSV after row {number}: {reason(err)}") from err

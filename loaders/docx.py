@@ -48,7 +48,7 @@ from langchain_core.documents import Document
 from lxml import etree
 
 from loaders.archive import open_zip
-from loaders.errors import LoadError, one_line
+from loaders.errors import LoadError, reason
 from loaders.options import ReadOptions
 from loaders.properties import properties
 from loaders.tables import table_document
@@ -71,7 +71,6 @@ _OPAQUE = frozenset({qn("w:del"), qn("w:moveFrom"), qn("w:pPr"), qn("w:rPr"), _T
 _HEADING_NAME = re.compile(r"(?:heading|标题)\s*([1-9])", re.IGNORECASE)
 _TITLE_NAMES = frozenset({"title", "标题"})
 _BODY_TEXT = 9  # the w:outlineLvl of body text; 0..8 are heading levels 1..9
-_REASON_CHARS = 160
 _CONTENT_TYPES = "[Content_Types].xml"  # the first part of every Office file
 
 
@@ -104,9 +103,9 @@ class DocxFileLoader(BaseLoader):
         except (LoadError, OSError):
             raise
         except ValueError as err:
-            raise LoadError(_wrong_kind(str(err)) or f"corrupt Word file: {_reason(err)}") from err
+            raise LoadError(_wrong_kind(str(err)) or f"corrupt Word file: {reason(err)}") from err
         except Exception as err:  # python-docx, lxml and zipfile raise many types on damaged files
-            raise LoadError(f"corrupt Word file: {_reason(err)}") from err
+            raise LoadError(f"corrupt Word file: {reason(err)}") from err
         if not docs:
             raise LoadError("no text in the Word document")
         for doc in docs:
@@ -410,8 +409,3 @@ def _wrong_kind(message: str) -> str | None:
         if marker in message:
             return f"not a Word file: it holds {kind}"
     return "not a Word file: it holds another kind of Office document"
-
-
-def _reason(err: Exception) -> str:
-    text = one_line(str(err)) or type(err).__name__
-    return text if len(text) <= _REASON_CHARS else text[: _REASON_CHARS - 1] + "…"

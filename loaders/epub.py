@@ -23,7 +23,7 @@ from langchain_core.document_loaders import BaseLoader
 from langchain_core.documents import Document
 
 from loaders.archive import open_zip
-from loaders.errors import LoadError, one_line
+from loaders.errors import LoadError, nothing_read, reason
 from loaders.html import visible_text
 from loaders.options import ReadOptions
 from loaders.properties import properties
@@ -129,7 +129,7 @@ class EpubFileLoader(BaseLoader):
                 yield Document(page_content=text, metadata=metadata)
             if not extracted:
                 if failed is not None:
-                    raise LoadError(f"no chapter could be read ({failed.cause} in chapter {failed.page})")
+                    raise nothing_read(failed, "chapter")
                 raise LoadError("no text in the EPUB (images only?)")
 
     def _log_page_error(self, error: LoadError) -> None:
@@ -261,7 +261,7 @@ def _read(archive: zipfile.ZipFile, path: str) -> bytes:
     try:
         return archive.read(info)
     except _ZIP_ERRORS as err:
-        raise LoadError(f"{path} is damaged: {one_line(str(err))}") from err
+        raise LoadError(f"{path} is damaged: {reason(err)}") from err
 
 
 def _decode(data: bytes) -> str:

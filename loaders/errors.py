@@ -15,6 +15,18 @@ def one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+#: A cause quoted from a parser is cut here: some put a whole XML fragment or a repr of a large object in it.
+REASON_CHARS = 160
+
+
+def reason(err: BaseException) -> str:
+    """A third-party exception's message as (part of) a cause: one line, at most `REASON_CHARS`, its type's name
+    when it says nothing, and a KeyError's key without the quotes its str() adds."""
+    text = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
+    text = one_line(text) or type(err).__name__
+    return text if len(text) <= REASON_CHARS else text[: REASON_CHARS - 1] + "…"
+
+
 def os_cause(err: OSError) -> str:
     """The one-line cause of a failed file-system call, without the path (the caller names the file)."""
     if isinstance(err, PermissionError):
@@ -43,6 +55,12 @@ class LoadError(Exception):
         self.cause = one_line(cause)
         self.page = page
         super().__init__(self.cause)
+
+
+def nothing_read(failed: LoadError, unit: str = "page") -> LoadError:
+    """The whole file's error when it gave no text and `failed` is the last of its pages (``unit``: slide, sheet,
+    chapter, frame) that could not be read: "no slide could be read (<cause> on slide 3)"."""
+    return LoadError(f"no {unit} could be read ({failed.cause} on {unit} {failed.page})")
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from langchain_core.documents import Document
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from loaders import ocr
-from loaders.errors import LoadError, one_line
+from loaders.errors import LoadError, nothing_read, reason
 from loaders.options import OcrMode, ReadOptions
 
 logger = logging.getLogger("loaders.image")
@@ -50,7 +50,7 @@ class ImageFileLoader(BaseLoader):
             try:
                 count = getattr(image, "n_frames", 1)  # a TIFF walks its chain of frames to count them
             except Exception as err:
-                raise LoadError(f"corrupt or unsupported image: {_reason(err)}") from err
+                raise LoadError(f"corrupt or unsupported image: {reason(err)}") from err
             for index in range(count):
                 page = index + 1 if count > 1 else None
                 try:
@@ -69,7 +69,7 @@ class ImageFileLoader(BaseLoader):
                     yield Document(page_content=text, metadata=metadata)
         if not found:
             if failed is not None:
-                raise LoadError(f"no frame could be read ({failed.cause} on page {failed.page})")
+                raise nothing_read(failed, "frame")
             raise LoadError("no text found in the image (OCR)")
 
     def _page_error(self, error: LoadError) -> None:
@@ -89,11 +89,11 @@ def _open(stream: BinaryIO) -> Image.Image:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(stream)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-        raise LoadError(f"image too large to decode safely: {_reason(err)}") from err
+        raise LoadError(f"image too large to decode safely: {reason(err)}") from err
     except UnidentifiedImageError as err:  # its message names the file; the caller does that
         raise LoadError("corrupt or unsupported image: not a known image format") from err
     except Exception as err:  # Pillow's plugins raise many types (SyntaxError, ValueError, struct.error) on bad headers
-        raise LoadError(f"corrupt or unsupported image: {_reason(err)}") from err
+        raise LoadError(f"corrupt or unsupported image: {reason(err)}") from err
     if image.format == "JPEG":
         # libjpeg can decode at 1/2, 1/4 or 1/8 scale directly: a 48-megapixel photo then never exists in memory
         # at full size, and OCR would shrink it to ocr.MAX_SIDE anyway.
@@ -106,7 +106,7 @@ def _read(image: Image.Image, index: int, page: int | None) -> str:
     try:
         image.seek(index)
     except Exception as err:  # a frame table pointing past the end of the file
-        raise LoadError(f"corrupt or unsupported image: {_reason(err)}", page=page) from err
+        raise LoadError(f"corrupt or unsupported image: {reason(err)}", page=page) from err
     limit = Image.MAX_IMAGE_PIXELS
     if limit is not None and image.width * image.height > limit:  # Image.open checks the first frame only
         raise LoadError(f"image too large to decode safely: {image.width}x{image.height} pixels", page=page)
@@ -115,14 +115,10 @@ def _read(image: Image.Image, index: int, page: int | None) -> str:
         # A phone photo is stored sideways with an EXIF tag saying how to turn it; upright lines read far better.
         ImageOps.exif_transpose(image, in_place=True)
     except Exception as err:  # truncated data, a broken codec stream
-        raise LoadError(f"corrupt or unsupported image: {_reason(err)}", page=page) from err
+        raise LoadError(f"corrupt or unsupported image: {reason(err)}", page=page) from err
     try:
         return ocr.recognise(image)
     except LoadError:
         raise
     except Exception as err:  # onnxruntime and OpenCV raise their own types
-        raise LoadError(f"OCR failed: {_reason(err)}", page=page) from err
-
-
-def _reason(err: Exception) -> str:
-    return one_line(str(err)) or type(err).__name__
+        raise LoadError(f"OCR failed: {reason(err)}", page=page) from err

@@ -31,7 +31,7 @@ from langchain_core.documents import Document
 from pypdf import PageObject, PasswordType, PdfReader
 
 from loaders import ocr
-from loaders.errors import LoadError, one_line
+from loaders.errors import LoadError, nothing_read, reason
 from loaders.options import LayoutMode, OcrMode, PageErrorHandler
 from loaders.pdf_layer import TextLayer as _TextLayer
 from loaders.pdf_layout import Region, image_regions
@@ -113,7 +113,7 @@ class PdfFileLoader(BaseLoader):
             pages = reader.pages
             count = len(pages)
         except Exception as err:  # pypdf raises many types (KeyError, ValueError, ...) on a broken page tree
-            raise LoadError(f"corrupt PDF: {_reason(err)}") from err
+            raise LoadError(f"corrupt PDF: {reason(err)}") from err
         failed: LoadError | None = None
         extracted = False
         layer = None if self.ocr is OcrMode.ALWAYS else _TextLayer.read(self.path, password, count, self.layout)
@@ -135,7 +135,7 @@ class PdfFileLoader(BaseLoader):
                 layer.close()
         if not extracted:
             if failed is not None:
-                raise LoadError(f"no page could be read ({failed.cause} on page {failed.page})")
+                raise nothing_read(failed)
             if self.ocr is OcrMode.NEVER:
                 raise LoadError("no extractable text (scanned PDF? use --ocr auto)")
             raise LoadError("no text found, not even by OCR")
@@ -166,7 +166,7 @@ class PdfFileLoader(BaseLoader):
                     text = page.extract_text().translate(CLEANUP)
                     docs = [doc] if (doc := _document(text, number)) is not None else []
             except Exception as err:  # one broken page (bad font, bad stream) must not cost the others
-                return _Page(number, error=LoadError(f"unreadable page: {_reason(err)}", page=number))
+                return _Page(number, error=LoadError(f"unreadable page: {reason(err)}", page=number))
             if self.ocr is OcrMode.NEVER or not _needs_ocr(page, text):
                 return _Page(number, docs)
         try:
@@ -186,7 +186,7 @@ class PdfFileLoader(BaseLoader):
         except OSError:
             raise  # the caller reports file-system errors (permission denied, ...) the same way for all formats
         except Exception as err:  # pypdf's parser raises many types on damaged files
-            raise LoadError(f"corrupt or truncated PDF: {_reason(err)}") from err
+            raise LoadError(f"corrupt or truncated PDF: {reason(err)}") from err
         try:
             locked = encrypted and reader.decrypt("") == PasswordType.NOT_DECRYPTED
             if locked and self.password is not None:
@@ -194,7 +194,7 @@ class PdfFileLoader(BaseLoader):
                 if not locked:
                     return reader, self.password
         except Exception as err:  # an unsupported algorithm, a damaged /Encrypt dictionary
-            raise LoadError(f"encrypted PDF: cannot decrypt: {_reason(err)}") from err
+            raise LoadError(f"encrypted PDF: cannot decrypt: {reason(err)}") from err
         if locked:
             if self.password is None:
                 raise LoadError("encrypted PDF: needs a password (use --pdf-password)")
@@ -252,7 +252,7 @@ class _Page:
             except LoadError as err:  # the engine cannot start (its model is missing)
                 raise LoadError(err.cause, page=self.number) from err
             except Exception as err:  # onnxruntime and OpenCV raise their own types
-                raise LoadError(f"OCR failed: {_reason(err)}", page=self.number) from err
+                raise LoadError(f"OCR failed: {reason(err)}", page=self.number) from err
             if recognised.lines and self.layer is not None:
                 return self.layer.ocr_documents(self.number, recognised.lines, recognised.regions)
             if recognised.lines:  # no text layer to go on from (OCR ALWAYS): the OCR's rows, as they come
@@ -290,7 +290,7 @@ class _Reading:
         try:
             image, points = self._render(number)  # while the workers are still busy with the pages before
         except Exception as err:  # PDFium's own errors on a damaged page or file
-            raise LoadError(f"cannot render page for OCR: {_reason(err)}", page=number) from err
+            raise LoadError(f"cannot render page for OCR: {reason(err)}", page=number) from err
         if _is_blank(image):
             done: Future[_Recognised] = Future()
             done.set_result(_Recognised([], None))
@@ -351,7 +351,7 @@ def _recognise(image: Image.Image, points: float, model: bool) -> _Recognised:
         try:
             regions = image_regions(np.asarray(image.convert("RGB")), points)
         except Exception as err:  # onnxruntime or OpenCV: the OCR's rows are still there
-            logger.warning("layout model failed on an OCR'd page (%s): its text rows kept", _reason(err))
+            logger.warning("layout model failed on an OCR'd page (%s): its text rows kept", reason(err))
     return _Recognised(lines, regions)
 
 
@@ -359,7 +359,3 @@ def _is_blank(image: Image.Image) -> bool:
     """A page with no contrast at all: detection would take a second or two to find nothing on it."""
     darkest, lightest = image.getextrema()
     return lightest - darkest < _BLANK_CONTRAST
-
-
-def _reason(err: Exception) -> str:
-    return one_line(str(err)) or type(err).__name__

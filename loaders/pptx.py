@@ -40,7 +40,7 @@ from pptx.slide import Slide
 from pptx.table import Table
 
 from loaders.archive import open_zip
-from loaders.errors import LoadError, one_line
+from loaders.errors import LoadError, nothing_read, reason
 from loaders.options import ReadOptions
 from loaders.properties import properties
 from loaders.slides import NOTES_PREFIX, Block, slide_documents
@@ -49,7 +49,6 @@ logger = logging.getLogger("loaders.pptx")
 
 _CONTENT_TYPES = "[Content_Types].xml"  # the first part of every Office file
 _BOILERPLATE = frozenset({PP_PLACEHOLDER.SLIDE_NUMBER, PP_PLACEHOLDER.DATE, PP_PLACEHOLDER.FOOTER})
-_REASON_CHARS = 160
 
 
 class PptxFileLoader(BaseLoader):
@@ -75,7 +74,7 @@ class PptxFileLoader(BaseLoader):
             try:
                 docs = _slide_documents(slide, number)
             except Exception as err:  # one broken slide (a bad shape, a bad table) must not cost the others
-                failed = LoadError(f"unreadable slide: {_reason(err)}", page=number)
+                failed = LoadError(f"unreadable slide: {reason(err)}", page=number)
                 self.on_page_error(failed)
                 continue
             found = found or bool(docs)
@@ -84,7 +83,7 @@ class PptxFileLoader(BaseLoader):
             yield from docs
         if not found:
             if failed is not None:
-                raise LoadError(f"no slide could be read ({failed.cause} on slide {failed.page})")
+                raise nothing_read(failed, "slide")
             raise LoadError("no text in the PowerPoint file")
 
     def _slides(self) -> tuple[list[Slide], dict[str, str]]:
@@ -102,9 +101,9 @@ class PptxFileLoader(BaseLoader):
         except (LoadError, OSError):
             raise
         except ValueError as err:
-            raise LoadError(_wrong_kind(str(err)) or f"corrupt PowerPoint file: {_reason(err)}") from err
+            raise LoadError(_wrong_kind(str(err)) or f"corrupt PowerPoint file: {reason(err)}") from err
         except Exception as err:  # python-pptx, lxml and zipfile raise many types on damaged files
-            raise LoadError(f"corrupt PowerPoint file: {_reason(err)}") from err
+            raise LoadError(f"corrupt PowerPoint file: {reason(err)}") from err
 
     def _log_page_error(self, error: LoadError) -> None:
         logger.warning("%s: slide %s skipped: %s", self.path, error.page, error)
@@ -175,8 +174,3 @@ def _wrong_kind(message: str) -> str | None:
         if marker in message:
             return f"not a PowerPoint file: it holds {kind}"
     return "not a PowerPoint file: it holds another kind of Office document"
-
-
-def _reason(err: Exception) -> str:
-    text = one_line(str(err)) or type(err).__name__
-    return text if len(text) <= _REASON_CHARS else text[: _REASON_CHARS - 1] + "…"

@@ -43,7 +43,7 @@ from openpyxl.workbook.workbook import Workbook
 from openpyxl.worksheet._read_only import ReadOnlyWorksheet
 
 from loaders.archive import open_zip
-from loaders.errors import LoadError, one_line
+from loaders.errors import LoadError, nothing_read, reason
 from loaders.options import ReadOptions
 from loaders.properties import properties
 from loaders.tables import BLOCK_ROWS, Merge, sheet_rows, table_blocks
@@ -94,7 +94,7 @@ class XlsxFileLoader(BaseLoader):
                 self.on_page_error(failure)
         if not emitted:
             if failed is not None:
-                raise LoadError(f"no sheet could be read ({failed.cause})")
+                raise nothing_read(failed, "sheet")
             raise LoadError("no data in the Excel file")
 
     def _sheet(
@@ -136,13 +136,13 @@ def _open_workbook(path: Path) -> Workbook:
     except OSError as err:
         if err.errno is not None:
             raise  # the file system's error: the caller reports those the same way for all formats
-        raise LoadError(f"corrupt Excel file: {_reason(err)}") from err  # "File contains no valid workbook part"
+        raise LoadError(f"corrupt Excel file: {reason(err)}") from err  # "File contains no valid workbook part"
     except Exception as err:  # openpyxl raises many types (KeyError, ValueError, XML errors) on damaged files
-        raise LoadError(f"corrupt Excel file: {_reason(err)}") from err
+        raise LoadError(f"corrupt Excel file: {reason(err)}") from err
 
 
 def _unreadable(name: str, number: int, err: Exception) -> LoadError:
-    return LoadError(f"unreadable sheet {name!r}: {_reason(err)}", page=number)
+    return LoadError(f"unreadable sheet {name!r}: {reason(err)}", page=number)
 
 
 def _unsaved_message(sheet: str, count: int) -> str:
@@ -231,8 +231,3 @@ def _merge_ranges(data: bytes, end: int, patterns: _Patterns) -> list[Merge]:
         first, top, last, bottom = range_boundaries(match.group(1).decode("ascii"))
         merges.append(Merge(top, bottom, first - 1, last))
     return merges
-
-
-def _reason(err: Exception) -> str:
-    text = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)  # KeyError's str() is quoted
-    return one_line(text) or type(err).__name__
