@@ -12,13 +12,14 @@ benchmarks/bench_chunking.py measures both engines.
 
 from __future__ import annotations
 
+import bisect
 import importlib.util
 import json
 import os
 import re
 import threading
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import cache
 from typing import Protocol
 
@@ -165,71 +166,90 @@ class QwenTokenizer:
 
         Raises ValueError if a single character needs more than ``max_tokens`` tokens.
         """
-        if max_tokens < 1:
-            raise ValueError(f"max_tokens must be at least 1, got {max_tokens}")
-        if not text:
-            return []
+        return split_by_count(text, max_tokens, self.count, self._token_starts(text) if text else None)
+
+    def _token_starts(self, text: str) -> Sequence[int] | None:
+        """For each token of one encoding of the whole text, the index of the character it begins in; None when
+        the engine sees another string than ``text`` (its token offsets would not map back)."""
         try:
             data = text.encode("utf-8")
         except UnicodeEncodeError:  # lone surrogates: token bytes cannot line up with the text
-            return self._split_by_search(text, max_tokens)
-        if self._loaded().added_re.search(text) or not unicodedata.is_normalized("NFC", text):
-            # The engine sees a different string than ``text``; its token offsets would not map back.
-            return self._split_by_search(text, max_tokens)
-        return self._split_by_offsets(text, data, max_tokens)
-
-    def _split_by_offsets(self, text: str, data: bytes, max_tokens: int) -> list[str]:
-        """Cut every ``max_tokens`` tokens of one encoding of the whole text, at the character boundary before."""
+            return None
         engine = self._loaded()
+        if engine.added_re.search(text) or not unicodedata.is_normalized("NFC", text):
+            return None
         ids = np.asarray(engine.encoding.encode_ordinary(text), dtype=np.int64)
-        ends = np.cumsum(engine.token_bytes[ids])  # byte offset after each token
-        pieces: list[str] = []
-        start = 0  # byte offset of the current piece
-        while start < len(data):
-            first = int(np.searchsorted(ends, start, side="right"))  # the token holding byte `start`
-            take = max_tokens
-            while True:
-                stop = len(data) if first + take >= len(ids) else int(ends[first + take - 1])
-                while stop > start and stop < len(data) and data[stop] & 0xC0 == 0x80:
-                    stop -= 1  # back to the first byte of the character
-                if stop == start:  # the tokens end inside the first character: let the search decide on it
-                    return pieces + self._split_by_search(data[start:].decode("utf-8"), max_tokens)
-                piece = data[start:stop].decode("utf-8")
-                # Alone, a piece may tokenise differently than inside the text: verify and cut shorter.
-                excess = self.count(piece) - max_tokens
-                if excess <= 0:
-                    break
-                if take == 1:  # even one token's worth is too many on its own: let the search decide
-                    return pieces + self._split_by_search(data[start:].decode("utf-8"), max_tokens)
-                take = max(1, take - excess)
-            pieces.append(piece)
-            start = stop
-        return pieces
+        byte_starts = np.cumsum(engine.token_bytes[ids]) - engine.token_bytes[ids]
+        # A byte-level token may begin inside a character: it counts as beginning in that character.
+        char_of_byte = np.cumsum((np.frombuffer(data, dtype=np.uint8) & 0xC0) != 0x80) - 1
+        return char_of_byte[byte_starts].tolist()
 
-    def _split_by_search(self, text: str, max_tokens: int) -> list[str]:
-        """Gallop then bisect on the piece length, counting each candidate; only verified prefixes are kept."""
-        pieces: list[str] = []
-        pos = 0
-        while pos < len(text):
-            if self.count(text[pos : pos + 1]) > max_tokens:
-                raise ValueError(f"the character {text[pos]!r} needs more than {max_tokens} tokens")
-            good, step = pos + 1, max_tokens
-            bad = len(text) + 1
-            while good < len(text):
-                probe = min(pos + step, len(text))
-                if self.count(text[pos:probe]) > max_tokens:
-                    bad = probe
-                    break
-                good, step = probe, step * 2
-            while bad - good > 1:
-                mid = (good + bad) // 2
-                if self.count(text[pos:mid]) <= max_tokens:
-                    good = mid
-                else:
-                    bad = mid
-            pieces.append(text[pos:good])
-            pos = good
-        return pieces
+
+def split_by_count(
+    text: str, max_tokens: int, count: Callable[[str], int], starts: Sequence[int] | None = None
+) -> list[str]:
+    """Consecutive pieces of ``text`` (``"".join(pieces) == text``), each with ``count(piece) <= max_tokens``: the
+    ``TokenCounter.split`` of any model, given its ``count``.
+
+    ``starts``, when known, is where each token of one tokenisation of the whole text begins (a character index,
+    non-decreasing): a piece is first guessed as ``max_tokens`` of those tokens, then counted alone (a cut can
+    change how its edges tokenise) and cut shorter by its excess. Where that fails, or without ``starts``, the
+    piece's length is found by galloping then bisecting on ``count``: slower, but it needs nothing else.
+
+    Raises ValueError if a single character needs more than ``max_tokens`` tokens.
+
+    >>> split_by_count("abcdefg", 3, len)
+    ['abc', 'def', 'g']
+    """
+    if max_tokens < 1:
+        raise ValueError(f"max_tokens must be at least 1, got {max_tokens}")
+    pieces: list[str] = []
+    start = 0
+    while start < len(text):
+        piece = _guessed_piece(text, start, starts, max_tokens, count) if starts is not None else None
+        pieces.append(piece or _searched_piece(text, start, max_tokens, count))
+        start += len(pieces[-1])
+    return pieces
+
+
+def _guessed_piece(
+    text: str, start: int, starts: Sequence[int], max_tokens: int, count: Callable[[str], int]
+) -> str | None:
+    """The longest verified piece from ``start`` cut at a token start, or None if none fits."""
+    first = bisect.bisect_left(starts, start)
+    if first == len(starts) or starts[first] != start:
+        first -= 1  # ``start`` is inside a token: that token is the piece's first
+    take = max_tokens
+    while take >= 1:
+        stop = starts[first + take] if first + take < len(starts) else len(text)
+        if stop <= start:  # these tokens all begin in the first character: let the search decide on it
+            return None
+        excess = count(text[start:stop]) - max_tokens
+        if excess <= 0:
+            return text[start:stop]
+        take -= excess
+    return None
+
+
+def _searched_piece(text: str, start: int, max_tokens: int, count: Callable[[str], int]) -> str:
+    """Gallop then bisect on the piece's length, counting each candidate; only verified prefixes are kept."""
+    if count(text[start : start + 1]) > max_tokens:
+        raise ValueError(f"the character {text[start]!r} needs more than {max_tokens} tokens")
+    good, step = start + 1, max_tokens
+    bad = len(text) + 1
+    while good < len(text):
+        probe = min(start + step, len(text))
+        if count(text[start:probe]) > max_tokens:
+            bad = probe
+            break
+        good, step = probe, step * 2
+    while bad - good > 1:
+        mid = (good + bad) // 2
+        if count(text[start:mid]) <= max_tokens:
+            good = mid
+        else:
+            bad = mid
+    return text[start:good]
 
 
 @cache

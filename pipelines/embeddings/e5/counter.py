@@ -13,9 +13,9 @@ tokenises as "▁passage" ":" (no piece spans a "▁"), so the prefix tokens, CL
 
 from __future__ import annotations
 
-import bisect
 from collections.abc import Sequence
 
+from loaders.tokens import split_by_count
 from pipelines.embeddings.e5.model import fast_e5
 from pipelines.embeddings.e5.tokenizer import PASSAGE_PREFIX
 
@@ -39,23 +39,10 @@ class E5TokenCounter:
         return [len(i) - _PREFIX_TOKENS for i in ids]
 
     def split(self, text: str, max_tokens: int) -> list[str]:
-        """Consecutive pieces of ``text`` (``"".join(pieces) == text``), each with ``count(piece) <= max_tokens``.
-
-        Cuts at the token boundaries of one tokenisation of the whole text, then checks each piece alone (a cut
-        can change how its edges tokenise) and cuts shorter where needed. ValueError if one character needs
-        more than ``max_tokens`` tokens.
-        """
-        if max_tokens < 1:
-            raise ValueError(f"max_tokens must be at least 1, got {max_tokens}")
-        if not text:
-            return []
-        starts = self._token_starts(text)
-        pieces: list[str] = []
-        start = 0
-        while start < len(text):
-            pieces.append(self._piece(text, start, starts, max_tokens))
-            start += len(pieces[-1])
-        return pieces
+        """Consecutive pieces of ``text`` (``"".join(pieces) == text``), each with ``count(piece) <= max_tokens``,
+        cut at the token starts of one tokenisation of the whole text (see `loaders.tokens.split_by_count`).
+        ValueError if one character needs more than ``max_tokens`` tokens."""
+        return split_by_count(text, max_tokens, self.count, self._token_starts(text) if text else None)
 
     def _token_starts(self, text: str) -> list[int]:
         """For each content token of ``text`` (tokenised whole), the index in ``text`` where it begins."""
@@ -64,30 +51,3 @@ class E5TokenCounter:
         _, offsets = tokenizer.tokens_with_offsets(normalized)
         skip = len(PASSAGE_PREFIX)
         return [max(origin[begin] - skip, 0) for begin, _ in offsets[_PREFIX_TOKENS:]]
-
-    def _piece(self, text: str, start: int, starts: list[int], max_tokens: int) -> str:
-        """The longest verified piece from ``start``, first guessed from the whole-text token starts."""
-        first = bisect.bisect_left(starts, start)  # the first token that begins inside the piece
-        take = max_tokens
-        while take >= 1:
-            stop = starts[first + take] if first + take < len(starts) else len(text)
-            if stop <= start:
-                break
-            excess = self.count(text[start:stop]) - max_tokens
-            if excess <= 0:
-                return text[start:stop]
-            take -= excess
-        return self._search(text, start, max_tokens)
-
-    def _search(self, text: str, start: int, max_tokens: int) -> str:
-        """Bisect on the piece length, counting each candidate; the sure, slow way."""
-        if self.count(text[start : start + 1]) > max_tokens:
-            raise ValueError(f"the character {text[start]!r} needs more than {max_tokens} tokens")
-        good, bad = start + 1, len(text) + 1
-        while bad - good > 1:
-            mid = (good + bad) // 2
-            if self.count(text[start:mid]) <= max_tokens:
-                good = mid
-            else:
-                bad = mid
-        return text[start:good]
