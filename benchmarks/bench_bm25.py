@@ -20,7 +20,6 @@ Results (2-core CPU; indexing takes about 2 s per set, a query 0.2-0.3 ms):
 from __future__ import annotations
 
 import argparse
-import os
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -33,6 +32,7 @@ from pipelines.evaluate.beir import BeirDataset, load_beir
 from pipelines.evaluate.metrics import evaluate_run
 from pipelines.retrieve import lexical, segment
 from pipelines.retrieve.lexical import LexicalIndex
+from testbed.shared import shared_dir
 
 BASELINES = {"scifact": "bm25s 0.662, with stemming 0.686", "cmrc2018": "jieba 0.975"}
 
@@ -103,8 +103,7 @@ def report(label: str, variant: str, data: BeirDataset, patch: Patch = nullconte
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    default_root = Path(os.environ.get("QWEN_RAG_SHARED", Path(__file__).resolve().parents[1].parent / "shared"))
-    parser.add_argument("--eval-dir", type=Path, default=default_root / "eval", help="holds scifact/ and cmrc2018/")
+    parser.add_argument("--eval-dir", type=Path, default=shared_dir() / "eval", help="holds scifact/ and cmrc2018/")
     parser.add_argument("--ablate", action="store_true", help="compare analyzer choices on the tuning splits")
     args = parser.parse_args()
 

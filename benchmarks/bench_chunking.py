@@ -1,18 +1,16 @@
 """Timings of the Qwen3 tokenizer engines and of the chunker on big and pathological inputs.
 
-Run: ``python benchmarks/bench_chunking.py`` (reads the CMRC2018 and SciFact corpora from /work/shared/eval,
-or from ``QWEN_RAG_EVAL_DIR``). Prints one line per measurement; not part of the test suite.
+Run: ``python benchmarks/bench_chunking.py`` (reads the CMRC2018 and SciFact corpora from the shared folder's
+``eval/``: ``testbed.shared``). Prints one line per measurement; not part of the test suite.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import random
 import string
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import TypeVar
 
 import tokenizers
@@ -20,9 +18,10 @@ from langchain_core.documents import Document
 
 from loaders.chunking import Chunker, ChunkSpec
 from loaders.tokens import QwenTokenizer, qwen_tokenizer
+from testbed.shared import shared_dir
 
 T = TypeVar("T")
-EVAL = Path(os.environ.get("QWEN_RAG_EVAL_DIR", "/work/shared/eval"))
+EVAL = shared_dir() / "eval"
 
 
 def timed(label: str, fn: Callable[[], T]) -> T:

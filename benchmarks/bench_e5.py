@@ -38,9 +38,10 @@ import numpy as np
 
 from pipelines.cache import cache_root
 from testbed.e5_corpus import mixed_corpus
+from testbed.shared import shared_dir
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("QWEN_RAG_SHARED", REPO.parent / "shared"))
+SHARED = shared_dir()
 QUERY = "什么是人工智能？"
 STARTUP = {
     "fast": f"from pipelines.embeddings.e5 import fast_e5; fast_e5().query([{QUERY!r}])",

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import os
 import time
 from collections.abc import Callable, Sequence
 from importlib.metadata import version
@@ -25,8 +24,9 @@ import numpy as np
 from pipelines.embeddings.e5.cache import FORMAT, cache_root
 from pipelines.evaluate.beir import load_beir
 from pipelines.evaluate.metrics import evaluate_run
+from testbed.shared import shared_dir
 
-SHARED = Path(os.environ.get("QWEN_RAG_SHARED", Path(__file__).resolve().parents[2] / "shared"))
+SHARED = shared_dir()
 Embed = Callable[[Sequence[str]], np.ndarray]
 
 

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from testbed.shared import REPO, sample_pdfs, shared_dir
+
 SAMPLES = REPO / "data" / "samples"
-
-
-def shared_dir() -> Path:
-    """The shared material (eval sets, PDFs) beside the checkout; QWEN_RAG_SHARED overrides."""
-    return Path(os.environ.get("QWEN_RAG_SHARED", REPO.parent / "shared"))
 
 
 @pytest.fixture(scope="session")
@@ -25,7 +20,7 @@ def shared() -> Path:
 
 @pytest.fixture(scope="session")
 def pdfs(shared: Path) -> Path:
-    return shared / "samples" / "pdfs"
+    return sample_pdfs()
 
 
 @pytest.fixture

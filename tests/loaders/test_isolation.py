@@ -21,10 +21,11 @@ from loaders.errors import LoadError
 from loaders.isolation import IsolatedReader
 from loaders.registry import FORMATS, Format, LazyOpener, read
 from loaders.source import SourceFile
+from testbed.shared import sample_pdfs
 from tests.loaders.isolation_fixtures.bad_loaders import BULK_DOCS
 
 REPO = Path(__file__).resolve().parents[2]
-PDF = Path("/work/shared/samples/pdfs/en_latex_multicolumn.pdf")
+PDF = sample_pdfs() / "en_latex_multicolumn.pdf"
 BAD = {
     ".hang": "HangLoader",
     ".segv": "SegfaultLoader",

@@ -22,8 +22,9 @@ from loaders.pdf import PdfFileLoader
 from loaders.pdf_text import Line
 from loaders.positions import BOXES, LINE_BOXES
 from loaders.tables import TABLE_HEADER
+from testbed.shared import sample_pdfs
 
-SAMPLES = Path("/work/shared/samples/pdfs")
+SAMPLES = sample_pdfs()
 ENCRYPTED = SAMPLES / "edge_encrypted_libreoffice-writer-password.pdf"
 # file -> (pages with text, phrases that must come out verbatim)
 EXPECTED: dict[str, tuple[int, list[str]]] = {

@@ -13,8 +13,9 @@ from loaders.errors import LoadError
 from loaders.registry import SUPPORTED_EXTENSIONS, read
 from loaders.source import SourceFile
 from loaders.walk import walk
+from testbed.shared import sample_pdfs
 
-SAMPLES = Path("/work/shared/samples/pdfs")
+SAMPLES = sample_pdfs()
 FILES: dict[str, bytes] = {
     "notes.txt": "Plain notes. 纯文本笔记。\n".encode(),
     "guide/README.md": "# Guide\n\nMarkdown 文档。\n".encode(),
