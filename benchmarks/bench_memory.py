@@ -23,7 +23,7 @@ from pathlib import Path
 
 from benchmarks.bench_pipeline import WORDS
 from testbed.chroma import chroma_server
-from testbed.process import sglang_process
+from testbed.process import descendants, sglang_process
 
 MB = 1024 * 1024
 
@@ -53,17 +53,6 @@ def _pss_mb(pid: int) -> float:
     return 0.0
 
 
-def _tree(pid: int) -> list[int]:
-    pids = [pid]
-    try:
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            for child in (task / "children").read_text().split():
-                pids += _tree(int(child))
-    except FileNotFoundError:
-        pass
-    return pids
-
-
 def peak_memory_of(command: list[str]) -> tuple[float, float, float, float, dict]:
     """Peak PSS in MB of the process with its children, of the process alone and of its children alone; seconds;
     the ingest's --json report."""
@@ -71,7 +60,7 @@ def peak_memory_of(command: list[str]) -> tuple[float, float, float, float, dict
     with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as process:
         peak = own = children = 0.0
         while process.poll() is None:
-            sizes = [_pss_mb(p) for p in _tree(process.pid)]
+            sizes = [_pss_mb(p) for p in (process.pid, *descendants(process.pid))]
             peak, own, children = max(peak, sum(sizes)), max(own, sizes[0]), max(children, sum(sizes[1:]))
             time.sleep(0.1)
         out = process.stdout.read() if process.stdout else ""

@@ -21,6 +21,7 @@ from loaders.errors import LoadError
 from loaders.isolation import IsolatedReader
 from loaders.registry import FORMATS, Format, LazyOpener, read
 from loaders.source import SourceFile
+from testbed.process import descendants, wait_gone
 from testbed.shared import sample_pdfs
 from tests.loaders.isolation_fixtures.bad_loaders import BULK_DOCS
 
@@ -80,21 +81,6 @@ def read_all(reader: IsolatedReader, sources: list[SourceFile]) -> list[tuple[st
 
 def in_process(sources: list[SourceFile]) -> list[tuple[str, Outcome]]:
     return [(file.source, outcome(read(SourceFile(file.root, file.path)))) for file in sources]
-
-
-def gone(pid: int) -> bool:
-    """The process has exited (a zombie whose parent has not reaped it yet counts as exited)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except FileNotFoundError:
-        return True
-
-
-def wait_gone(pids: list[int], seconds: float = 5.0) -> list[int]:
-    deadline = time.monotonic() + seconds
-    while (alive := [pid for pid in pids if not gone(pid)]) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return alive
 
 
 def test_documents_are_those_of_read_in_input_order(root: Path) -> None:
@@ -239,22 +225,6 @@ _, docs = next(results)  # both files are being parsed: each worker is stuck in 
 print(" ".join(str(p.pid) for p in multiprocessing.active_children()), flush=True)
 list(docs)
 """
-
-
-def descendants(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
 
 
 @pytest.mark.usefixtures("bad_formats")

@@ -26,7 +26,7 @@ from pipelines.ingestion.writer import IngestAborted, ingest
 from pipelines.settings import Settings
 from pipelines.store.chroma import Store
 from testbed.embedders import HashEmbedder
-from testbed.process import sglang_process
+from testbed.process import descendants, sglang_process, wait_gone
 from testbed.sglang import SGLangServer
 
 QWEN = "Qwen/Qwen3-Embedding-0.6B"
@@ -161,23 +161,6 @@ def test_a_server_that_gives_up_stops_the_run_and_the_next_run_resumes(
     assert snapshot(store) == clean
 
 
-def descendants(pid: int) -> list[int]:
-    """Every live process below ``pid`` (Linux /proc): the front's child, its forkserver, the parser workers."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-        children.setdefault(ppid, []).append(int(stat.parent.name))
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
 def parser_workers(pids: list[int]) -> list[int]:
     """Those of ``pids`` forked by a multiprocessing forkserver (whose command line they share), the server too."""
     found = []
@@ -186,24 +169,6 @@ def parser_workers(pids: list[int]) -> list[int]:
             if b"multiprocessing.forkserver" in Path(f"/proc/{pid}/cmdline").read_bytes():
                 found.append(pid)
     return found
-
-
-def all_gone(pids: list[int], within: float = 5.0) -> bool:
-    """Every pid has exited (or is a zombie waiting for a reaper) within ``within`` seconds."""
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        alive = []
-        for pid in pids:
-            try:
-                state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-            except FileNotFoundError:
-                continue
-            if state != "Z":
-                alive.append(pid)
-        if not alive:
-            return True
-        time.sleep(0.05)
-    return False
 
 
 @pytest.fixture(scope="module")
@@ -252,7 +217,7 @@ def test_sigkill_at_random_moments_leaves_a_clean_store(
         killed_parsing += len(parser_workers(family)) > 1  # the forkserver and at least one worker
         os.kill(victim.pid, signal.SIGKILL)
         victim.wait()
-        assert all_gone(family), f"attempt {attempt}: the ingest's reader or parser processes outlived it"
+        assert wait_gone(family) == [], f"attempt {attempt}: the ingest's reader or parser processes outlived it"
         done = subprocess.run([*command, "--json"], capture_output=True, text=True, timeout=300, cwd=tmp_path)
         assert done.returncode == 0, done.stderr
         assert snapshot(store) == clean, f"attempt {attempt}"
