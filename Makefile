@@ -32,6 +32,8 @@ system:
 test:
 	$(BIN)/ruff check pipelines loaders tests testbed benchmarks
 	$(BIN)/ruff format --check pipelines loaders tests testbed benchmarks
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
 lint:
