@@ -172,7 +172,7 @@ def _walk(soup: BeautifulSoup) -> list[str | list[list[str]]]:
                 parts.append(edge)
                 stack.append(edge)
                 stack.extend(reversed(node.contents))
-        else:  # a marker pushed above, due after the element's children
+        elif isinstance(node, str):  # a marker pushed above, due after the element's children
             parts.append(node)
     return parts
 
@@ -228,7 +228,7 @@ def _read_table(table: Tag, inner: dict[int, _Table]) -> _Table:
                 into.append(" ")
                 stack.append(" ")
             stack.extend(reversed(node.contents))
-        else:  # the space due after a block's children
+        elif isinstance(node, str):  # the space due after a block's children
             into.append(node)
     grid = _grid(rows, tags, [any(map(_has_text, cell)) for cell in cells])
     layout = len(grid) < 2 or max(map(len, grid)) < 2 or str(table.get("role") or "").lower() in _LAYOUT_ROLES

@@ -91,8 +91,9 @@ def _cells(notebook: dict[str, Any]) -> list[Any]:
     worksheets = notebook.get("worksheets")
     if isinstance(worksheets, list):
         nested = [sheet.get("cells") for sheet in worksheets if isinstance(sheet, dict)]
-        if all(isinstance(sheet_cells, list) for sheet_cells in nested):
-            return [cell for sheet_cells in nested for cell in sheet_cells]
+        lists = [sheet_cells for sheet_cells in nested if isinstance(sheet_cells, list)]
+        if len(lists) == len(nested):
+            return [cell for sheet_cells in lists for cell in sheet_cells]
     raise LoadError("not a Jupyter notebook: no cells")
 
 

@@ -63,7 +63,7 @@ import pickle
 import signal
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
 from multiprocessing import forkserver
 from multiprocessing.connection import Connection, wait
@@ -145,7 +145,7 @@ class IsolatedReader:
     ) -> None:
         self.close()
 
-    def read_all(self, files: Iterable[SourceFile]) -> Iterator[tuple[SourceFile, Iterator[Document]]]:
+    def read_all(self, files: Iterable[SourceFile]) -> Generator[tuple[SourceFile, Iterator[Document]]]:
         """Each of `files`, in order, with its Documents: an iterator that behaves like `read`'s.
 
         It yields lazily and raises `LoadError` when the file cannot be read, possibly after some Documents (drop
@@ -438,8 +438,9 @@ def _bind_to_the_reader() -> None:
     die_with_parent()
     # Every forkserver child gets the write end of the forkserver's "alive" pipe, and the forkserver stays while
     # any holder lives: a worker stuck in a parser would keep it, and so itself, alive after the ingest is gone.
-    os.close(forkserver._forkserver._forkserver_alive_fd)
-    forkserver._forkserver._forkserver_alive_fd = None
+    # The pipe's end is private to multiprocessing, hence not in typeshed's ForkServer.
+    os.close(forkserver._forkserver._forkserver_alive_fd)  # type: ignore[attr-defined]
+    forkserver._forkserver._forkserver_alive_fd = None  # type: ignore[attr-defined]
 
 
 def _parse(job: bytes, outbox: _Outbox) -> Message:

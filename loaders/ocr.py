@@ -133,10 +133,13 @@ def recognise(image: Image.Image, ocr: RapidOCR | None = None) -> str:
         with Image.open("scan.png") as image:
             text = recognise(image)
     """
+    from rapidocr.utils.output import RapidOCROutput
+
     result = (ocr or engine())(_prepare(image))  # given a PIL image, RapidOCR turns RGB into the BGR it expects
-    if not result.txts:
+    assert isinstance(result, RapidOCROutput)  # detection and recognition are on: the whole pipeline's output
+    if not result.txts or result.boxes is None:
         return ""
-    return reading_order(result.boxes, result.txts)
+    return reading_order(result.boxes.tolist(), result.txts)
 
 
 def recognise_boxes(

@@ -24,7 +24,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from langchain_core.document_loaders import BaseLoader
 from langchain_core.documents import Document
@@ -357,5 +357,5 @@ def _recognise(image: Image.Image, points: float, model: bool) -> _Recognised:
 
 def _is_blank(image: Image.Image) -> bool:
     """A page with no contrast at all: detection would take a second or two to find nothing on it."""
-    darkest, lightest = image.getextrema()
+    darkest, lightest = cast("tuple[float, float]", image.getextrema())  # one band (grayscale): (min, max)
     return lightest - darkest < _BLANK_CONTRAST

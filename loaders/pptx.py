@@ -34,7 +34,9 @@ from langchain_core.documents import Document
 from pptx import Presentation
 from pptx.enum.shapes import PP_PLACEHOLDER
 from pptx.presentation import Presentation as PresentationObject
+from pptx.shapes.autoshape import Shape
 from pptx.shapes.base import BaseShape
+from pptx.shapes.graphfrm import GraphicFrame
 from pptx.shapes.group import GroupShape
 from pptx.slide import Slide
 from pptx.table import Table
@@ -131,9 +133,9 @@ def _reading_order(shapes: Iterable[BaseShape], title: BaseShape | None) -> Iter
 
 
 def _block(shape: BaseShape) -> Block:
-    if shape.has_table:
+    if isinstance(shape, GraphicFrame) and shape.has_table:
         return _table_rows(shape.table)
-    if shape.has_text_frame:
+    if isinstance(shape, Shape) and shape.has_text_frame:  # autoshapes, text boxes, placeholders
         return _lines(shape.text_frame.text)
     return ""
 

@@ -107,8 +107,9 @@ class XlsxFileLoader(BaseLoader):
         to be called outside the ``try`` (a handler that raises is the caller's decision, not a damaged sheet).
         """
         try:
-            # openpyxl keeps a read-only sheet's part name in this attribute only (openpyxl is pinned).
-            xml = _scan_sheet_xml(archive, sheet._worksheet_path)
+            # openpyxl keeps a read-only sheet's part name in this attribute only (openpyxl is pinned); being
+            # private, it is not in the stubs.
+            xml = _scan_sheet_xml(archive, sheet._worksheet_path)  # type: ignore[attr-defined]
         except Exception as err:
             return False, _unreadable(sheet.title, number, err)
         if xml.unsaved_formulas:
@@ -116,7 +117,8 @@ class XlsxFileLoader(BaseLoader):
         # The declared size can be the whole grid (1,048,576 x 16,384): without it, each row is as wide as its last
         # cell and the sheet ends at its last row.
         sheet.reset_dimensions()
-        rows = sheet_rows(sheet.iter_rows(values_only=True), xml.merges)
+        # The stubs give ReadOnlyWorksheet Worksheet's iter_rows, whose self is a Worksheet: a stub error.
+        rows = sheet_rows(sheet.iter_rows(values_only=True), xml.merges)  # type: ignore[misc]
         emitted = False
         try:
             for doc in table_blocks(rows, {"sheet": sheet.title, **own}, self.block_rows):
@@ -229,5 +231,7 @@ def _merge_ranges(data: bytes, end: int, patterns: _Patterns) -> list[Merge]:
     merges = []
     for match in patterns.merge_ref.finditer(data, 0, end):
         first, top, last, bottom = range_boundaries(match.group(1).decode("ascii"))
+        if first is None or top is None or last is None or bottom is None:
+            continue  # a whole row or column ("A:A"): never a merge Excel writes
         merges.append(Merge(top, bottom, first - 1, last))
     return merges

@@ -71,7 +71,8 @@ def settings_options(*names: str) -> Callable[[Command], Command]:
 def make_settings(options: dict[str, Any]) -> Settings:
     """Settings from the flags that were given; the rest from the environment and defaults."""
     given = {k: v for k, v in options.items() if v is not None and v != ()}
-    return Settings(**{k: list(v) if isinstance(v, tuple) else v for k, v in given.items()})
+    fields: dict[str, Any] = {k: list(v) if isinstance(v, tuple) else v for k, v in given.items()}
+    return Settings(**fields)
 
 
 STORE = ("store", "chroma_url", "collection")

@@ -135,7 +135,8 @@ def _own_forkserver() -> None:
     inherited "alive" pipe end leaves the parent's forkserver to the parent alone.
     """
     server = forkserver._forkserver
-    if server._forkserver_alive_fd is not None:
-        os.close(server._forkserver_alive_fd)
+    # The pipe's end is private to multiprocessing, hence not in typeshed's ForkServer.
+    if server._forkserver_alive_fd is not None:  # type: ignore[attr-defined]
+        os.close(server._forkserver_alive_fd)  # type: ignore[attr-defined]
     # The module's functions are bound to this instance, so it is reset in place rather than replaced.
     server.__dict__.update(forkserver.ForkServer().__dict__)

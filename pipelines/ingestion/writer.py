@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 from chromadb.api.models.Collection import Collection
@@ -55,7 +56,7 @@ from pipelines.retrieve import segment
 from pipelines.retrieve.lexical import LexicalIndex
 from pipelines.retrieve.lexical_sync import file_key, lexical_sync
 from pipelines.settings import Settings, Workers
-from pipelines.store.chroma import TASK_KEY, IndexSignature, Store, open_store
+from pipelines.store.chroma import TASK_KEY, IndexSignature, Store, included, open_store
 from pipelines.store.records import (
     POSITION,
     SOURCE,
@@ -322,7 +323,8 @@ class Ingest:
         if not wanted:
             return
         got = collection.get(ids=sorted(wanted), include=["embeddings"])
-        found = zip(got["ids"], got["embeddings"], strict=True)
+        embedded: Iterable[Any] = included(got["embeddings"], "embeddings")
+        found = zip(got["ids"], embedded, strict=True)
         vectors = {cid: np.asarray(vec, dtype=np.float32) for cid, vec in found}
         for chunk in batch:
             if chunk.reuse in vectors:
@@ -387,7 +389,7 @@ class Ingest:
             self.store.upsert(
                 collection,
                 [c.id for c in chunks],
-                np.stack([c.vector for c in chunks]),  # every chunk written has one (see _settle)
+                np.stack(cast("list[np.ndarray]", [c.vector for c in chunks])),  # every chunk written has one (_settle)
                 [c.text for c in chunks],
                 [c.metadata for c in chunks],
             )

@@ -17,7 +17,7 @@ query and passage; hybrid, the fused score in [0, 1] (:mod:`pipelines.retrieve.f
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -34,7 +34,7 @@ from pipelines.retrieve.lexical_sync import lexical_sync
 from pipelines.retrieve.options import MAX_K, RERANK, options
 from pipelines.settings import Fusion, Mode, Settings
 from pipelines.store import marker
-from pipelines.store.chroma import Store, open_store
+from pipelines.store.chroma import Store, included, open_store
 from pipelines.store.paging import pages
 from pipelines.store.records import SOURCE
 from pipelines.store.signature import IndexSignature, guard, query_task
@@ -217,11 +217,13 @@ class Search:
 
     def _dense_hits(self, vector: list[float], k: int, s: Settings) -> dict[str, float]:
         """The ``k`` nearest chunks that pass the filters: chunk id -> cosine similarity, best first."""
+        queries: list[Sequence[float]] = [vector]  # Chroma's type: a list of any sequence of floats
         found = self.collection.query(
-            query_embeddings=[vector], n_results=k, where=self._where(s), include=["distances"]
+            query_embeddings=queries, n_results=k, where=self._where(s), include=["distances"]
         )
         # Chroma's cosine space returns the distance 1 - cosine.
-        return {str(cid): 1.0 - float(dist) for cid, dist in zip(found["ids"][0], found["distances"][0], strict=True)}
+        distances = included(found["distances"], "distances")[0]
+        return {str(cid): 1.0 - float(dist) for cid, dist in zip(found["ids"][0], distances, strict=True)}
 
     def _dense(self, query: str, k: int, s: Settings, embeddings: Provider) -> list[Document]:
         vector = self._embed_query(query, embeddings)

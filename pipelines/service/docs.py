@@ -87,7 +87,8 @@ def _declare_bearer(app: FastAPI) -> None:
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
+        schema = app.openapi_schema
+        if schema is None:
             schema = build()  # FastAPI's own, which keeps it as app.openapi_schema: the edits below go there
             schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
             schemes["bearer"] = dict(_BEARER)
@@ -95,6 +96,6 @@ def _declare_bearer(app: FastAPI) -> None:
             for path in PUBLIC_PATHS & schema["paths"].keys():
                 for operation in schema["paths"][path].values():
                     operation["security"] = []
-        return app.openapi_schema
+        return schema
 
     app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to extend the spec

@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 from urllib.parse import urlparse
 
 import chromadb
@@ -31,6 +31,17 @@ from pipelines.store.paging import pages
 from pipelines.store.signature import TASK_KEY, IndexSignature, guard
 
 __all__ = ["TASK_KEY", "IndexSignature", "Store", "StoreError", "open_store"]
+
+
+T = TypeVar("T")
+
+
+def included(value: T | None, name: str) -> T:
+    """A field of a Chroma get/query result that the call asked for in ``include``: Chroma types every field as
+    optional, asked for or not."""
+    if value is None:
+        raise StoreError(f"Chroma returned no {name} though they were asked for")
+    return value
 
 
 def open_store(settings: Settings) -> Store:

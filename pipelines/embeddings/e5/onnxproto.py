@@ -60,7 +60,11 @@ def _float(field: int, value: float) -> bytes:
     return _varint(field << 3 | _FIXED32) + struct.pack("<f", value)
 
 
-def _attribute(name: str, value: int | float | str | Sequence[int]) -> bytes:
+#: What an operator's attribute can be here: an int (a bool too), a float, a string or a list of ints.
+Attribute = int | float | str | Sequence[int]
+
+
+def _attribute(name: str, value: Attribute) -> bytes:
     # AttributeProto: name=1, f=2, i=3, s=4, ints=8, type=20 (FLOAT=1, INT=2, STRING=3, INTS=7)
     head = _bytes(1, name)
     if isinstance(value, int):  # bool included
@@ -98,11 +102,11 @@ class Graph:
         return name
 
     def node(
-        self, op: str, inputs: Sequence[str], outputs: Sequence[str], domain: str = "", **attributes: object
+        self, op: str, inputs: Sequence[str], outputs: Sequence[str], domain: str = "", **attributes: Attribute
     ) -> str:
         """Add an operator (NodeProto: input=1, output=2, op_type=4, attribute=5, domain=7); returns its 1st output."""
         body = b"".join(_bytes(1, i) for i in inputs) + b"".join(_bytes(2, o) for o in outputs) + _bytes(4, op)
-        body += b"".join(_bytes(5, _attribute(k, v)) for k, v in attributes.items())  # type: ignore[arg-type]
+        body += b"".join(_bytes(5, _attribute(k, v)) for k, v in attributes.items())
         if domain:
             body += _bytes(7, domain)
         self._nodes.append(body)
