@@ -15,6 +15,7 @@ from langchain_core.document_loaders import BaseLoader
 from langchain_core.documents import Document
 
 from loaders.languages import LANGUAGES
+from loaders.source import AnyPath
 from loaders.text import BLOCK_SIZE, TextFileLoader
 
 __all__ = ["LANGUAGES", "CodeFileLoader"]
@@ -24,16 +25,16 @@ class CodeFileLoader(BaseLoader):
     """A source file as Documents (one unless it exceeds `block_size` bytes) with ``language`` metadata.
 
     Metadata: ``start_index`` (character offset in the file) and, when `language` is known, ``language`` (the
-    `Language` value, a plain str such as "python").
+    `Language` value, a plain str such as "python"); without `language`, the file's extension names it.
 
-    Usage::
+    Usage (a LangChain document loader: any str or path-like)::
 
-        loader = CodeFileLoader(Path("app/main.py"), LANGUAGES[".py"])
-        doc = next(loader.lazy_load())  # doc.metadata == {"start_index": 0, "language": "python"}
+        docs = CodeFileLoader("app/main.py").load()  # docs[0].metadata == {"start_index": 0, "language": "python"}
     """
 
-    def __init__(self, path: Path, language: str | None, *, block_size: int = BLOCK_SIZE) -> None:
-        self.path = path
+    def __init__(self, path: AnyPath, language: str | None = None, *, block_size: int = BLOCK_SIZE) -> None:
+        self.path = Path(path)
+        language = language or LANGUAGES.get(self.path.suffix.lower())
         # LangChain's `Language` members are str enums: keep the plain value, which is what Chroma stores.
         self.language = language.value if isinstance(language, Enum) else language
         self.block_size = block_size

@@ -23,6 +23,7 @@ from langchain_core.documents import Document
 
 from loaders.errors import LoadError, reason
 from loaders.options import ReadOptions
+from loaders.source import AnyPath
 from loaders.tables import BLOCK_ROWS, TableRow, table_blocks
 from loaders.text import BLOCK_SIZE, choose_encoding
 
@@ -39,14 +40,15 @@ class CsvFileLoader(BaseLoader):
     commas (Excel in European locales saves CSV that way). Raises `LoadError` for an empty file, for bytes that do
     not decode (possibly after earlier Documents were yielded, as for text files) and for malformed CSV.
 
-    Usage::
+    Usage (a LangChain document loader: any str or path-like)::
 
-        for block in CsvFileLoader(Path("orders.csv"), ReadOptions()).lazy_load():
+        docs = CsvFileLoader("orders.csv").load()
+        for block in CsvFileLoader("orders.csv").lazy_load():
             print(block.metadata["row_start"], block.metadata["row_end"])
     """
 
-    def __init__(self, path: Path, options: ReadOptions | None = None, *, block_rows: int = BLOCK_ROWS) -> None:
-        self.path = path  # `options` is the registry's signature: a CSV has no pages to skip, no password, no OCR
+    def __init__(self, path: AnyPath, options: ReadOptions | None = None, *, block_rows: int = BLOCK_ROWS) -> None:
+        self.path = Path(path)  # `options` is the registry's signature: a CSV has no pages to skip, no password, no OCR
         self.block_rows = block_rows
 
     def lazy_load(self) -> Iterator[Document]:

@@ -51,6 +51,7 @@ from loaders.archive import open_zip
 from loaders.errors import LoadError, reason
 from loaders.options import ReadOptions
 from loaders.properties import properties
+from loaders.source import AnyPath
 from loaders.tables import table_document
 
 HEADERS_AND_FOOTERS = "headers and footers"
@@ -78,14 +79,15 @@ class DocxFileLoader(BaseLoader):
     """A .docx file as Documents of text under one heading breadcrumb (``section``), tables, headers and
     footers, notes; each with ``start_index``. Raises `LoadError` for encrypted, legacy, corrupt or empty files.
 
-    Usage::
+    Usage (a LangChain document loader: any str or path-like)::
 
-        for doc in DocxFileLoader(Path("规章.docx"), ReadOptions()).lazy_load():
+        docs = DocxFileLoader("规章.docx").load()
+        for doc in DocxFileLoader("规章.docx").lazy_load():
             print(doc.metadata.get("section"), doc.page_content[:60])
     """
 
-    def __init__(self, path: Path, options: ReadOptions) -> None:
-        self.path = path  # `options` hold nothing for Word files: no pages to skip, no passwords, no pixels
+    def __init__(self, path: AnyPath, options: ReadOptions | None = None) -> None:
+        self.path = Path(path)  # `options` hold nothing for Word files: no pages to skip, no passwords, no pixels
 
     def lazy_load(self) -> Iterator[Document]:
         # The whole file is parsed up front anyway; building every Document before yielding the first keeps

@@ -27,6 +27,7 @@ from loaders.errors import LoadError, nothing_read, reason
 from loaders.html import visible_text
 from loaders.options import ReadOptions
 from loaders.properties import properties
+from loaders.source import AnyPath
 from loaders.text import decode_bytes
 
 logger = logging.getLogger("loaders.epub")
@@ -87,14 +88,15 @@ class EpubFileLoader(BaseLoader):
     text. A chapter that cannot be read (missing from the archive, undecodable, damaged) is skipped and handed to
     ``options.on_page_error`` as a `LoadError` with its ``page`` (default: logged as a warning on "loaders.epub").
 
-    Usage::
+    Usage (a LangChain document loader: any str or path-like)::
 
-        for chapter in EpubFileLoader(Path("book.epub"), ReadOptions()).lazy_load():
+        docs = EpubFileLoader("book.epub").load()
+        for chapter in EpubFileLoader("book.epub").lazy_load():
             print(chapter.metadata["page"], chapter.metadata.get("section"), len(chapter.page_content))
     """
 
-    def __init__(self, path: Path, options: ReadOptions | None = None) -> None:
-        self.path = path
+    def __init__(self, path: AnyPath, options: ReadOptions | None = None) -> None:
+        self.path = Path(path)
         self.on_page_error = (options.on_page_error if options else None) or self._log_page_error
 
     def lazy_load(self) -> Iterator[Document]:

@@ -25,6 +25,7 @@ from langchain_core.document_loaders import BaseLoader
 from langchain_core.documents import Document
 
 from loaders.errors import LoadError
+from loaders.source import AnyPath
 from loaders.tables import table_document
 from loaders.text import decode_bytes
 
@@ -71,14 +72,14 @@ class HtmlFileLoader(BaseLoader):
     by newlines, the title first. Charset: a byte-order mark, else the page's ``<meta charset>``, else UTF-8, else
     GB18030. Raises `LoadError` for an empty file and for a page without visible text.
 
-    Usage::
+    Usage (a LangChain document loader: any str or path-like)::
 
-        docs = list(HtmlFileLoader(Path("site/index.html")).lazy_load())
+        docs = HtmlFileLoader("site/index.html").load()
         title = docs[0].page_content.splitlines()[0]
     """
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, path: AnyPath) -> None:
+        self.path = Path(path)
 
     def lazy_load(self) -> Iterator[Document]:
         data = self.path.read_bytes()

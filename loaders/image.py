@@ -19,6 +19,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from loaders import ocr
 from loaders.errors import LoadError, nothing_read, reason
 from loaders.options import OcrMode, ReadOptions
+from loaders.source import AnyPath
 
 logger = logging.getLogger("loaders.image")
 
@@ -31,15 +32,16 @@ class ImageFileLoader(BaseLoader):
     limit, ``Image.MAX_IMAGE_PIXELS``), or no frame has any text. A frame of a multi-frame file that cannot be
     decoded is skipped and handed to ``options.on_page_error``, like a PDF page.
 
-    Usage::
+    Usage (a LangChain document loader: any str or path-like)::
 
-        for doc in ImageFileLoader(Path("receipt.jpg"), ReadOptions()).lazy_load():
+        docs = ImageFileLoader("receipt.jpg").load()
+        for doc in ImageFileLoader("receipt.jpg").lazy_load():
             print(doc.page_content)
     """
 
-    def __init__(self, path: Path, options: ReadOptions) -> None:
-        self.path = path
-        self.options = options
+    def __init__(self, path: AnyPath, options: ReadOptions | None = None) -> None:
+        self.path = Path(path)
+        self.options = options or ReadOptions()
 
     def lazy_load(self) -> Iterator[Document]:
         if self.options.ocr is OcrMode.NEVER:

@@ -18,6 +18,7 @@ from langchain_core.documents import Document
 
 from loaders.errors import LoadError
 from loaders.options import ReadOptions
+from loaders.source import AnyPath
 
 _SEPARATOR = "\n\n"  # between cells, in the notebook text that ``start_index`` counts in
 _LEADING_BLANK_LINES = re.compile(r"\A(?:[ \t]*\r?\n)+")
@@ -37,14 +38,15 @@ class NotebookFileLoader(BaseLoader):
     cells (nbconvert passthrough, front matter) are left out. Raises `LoadError` for what is not a notebook and for
     a notebook without text.
 
-    Usage::
+    Usage (a LangChain document loader: any str or path-like)::
 
-        for cell in NotebookFileLoader(Path("analysis.ipynb"), ReadOptions()).lazy_load():
+        docs = NotebookFileLoader("analysis.ipynb").load()
+        for cell in NotebookFileLoader("analysis.ipynb").lazy_load():
             print(cell.metadata["cell"], cell.metadata.get("language", "markdown"))
     """
 
-    def __init__(self, path: Path, options: ReadOptions | None = None) -> None:
-        self.path = path  # `options` holds nothing that applies to notebooks
+    def __init__(self, path: AnyPath, options: ReadOptions | None = None) -> None:
+        self.path = Path(path)  # `options` holds nothing that applies to notebooks
 
     def lazy_load(self) -> Iterator[Document]:
         notebook = _parse(self.path.read_bytes())

@@ -36,6 +36,7 @@ from loaders.options import LayoutMode, OcrMode, PageErrorHandler
 from loaders.pdf_layer import TextLayer as _TextLayer
 from loaders.pdf_layout import Region, image_regions
 from loaders.pdf_text import CLEANUP, Line
+from loaders.source import AnyPath
 
 if TYPE_CHECKING:
     import pypdfium2 as pdfium
@@ -86,22 +87,23 @@ class PdfFileLoader(BaseLoader):
     layer; its regions drop headers and footers, mark headings, shape tables without rules and order the columns.
     OCR's pages are read one per core at a time, in threads; the Documents still come out in page order.
 
-    Usage::
+    Usage (a LangChain document loader: any str or path-like)::
 
-        for page in PdfFileLoader(Path("paper.pdf"), password=None).lazy_load():
+        docs = PdfFileLoader("paper.pdf").load()
+        for page in PdfFileLoader("paper.pdf", password="secret").lazy_load():
             print(page.metadata["page"], page.page_content[:80])
     """
 
     def __init__(
         self,
-        path: Path,
+        path: AnyPath,
         *,
         password: str | None = None,
         on_page_error: PageErrorHandler | None = None,
         ocr: OcrMode = OcrMode.AUTO,
         layout: LayoutMode = LayoutMode.AUTO,
     ) -> None:
-        self.path = path
+        self.path = Path(path)
         self.layout = LayoutMode(layout)
         self.password = password
         self.ocr = OcrMode(ocr)

@@ -46,6 +46,7 @@ from loaders.errors import LoadError, nothing_read, reason
 from loaders.options import ReadOptions
 from loaders.properties import properties
 from loaders.slides import NOTES_PREFIX, Block, slide_documents
+from loaders.source import AnyPath
 
 logger = logging.getLogger("loaders.pptx")
 
@@ -58,15 +59,16 @@ class PptxFileLoader(BaseLoader):
 
     Raises `LoadError` for encrypted, legacy, corrupt files and for files without text on any slide.
 
-    Usage::
+    Usage (a LangChain document loader: any str or path-like)::
 
-        for doc in PptxFileLoader(Path("deck.pptx"), ReadOptions()).lazy_load():
+        docs = PptxFileLoader("deck.pptx").load()
+        for doc in PptxFileLoader("deck.pptx").lazy_load():
             print(doc.metadata["page"], doc.metadata.get("title"), doc.page_content[:60])
     """
 
-    def __init__(self, path: Path, options: ReadOptions) -> None:
-        self.path = path
-        self.on_page_error = options.on_page_error or self._log_page_error
+    def __init__(self, path: AnyPath, options: ReadOptions | None = None) -> None:
+        self.path = Path(path)
+        self.on_page_error = (options.on_page_error if options else None) or self._log_page_error
 
     def lazy_load(self) -> Iterator[Document]:
         slides, own = self._slides()

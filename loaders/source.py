@@ -7,8 +7,12 @@ it without importing each other.
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
+
+#: What a loader takes as its file, as every LangChain document loader does.
+AnyPath = str | os.PathLike[str]
 
 
 @dataclass(frozen=True)

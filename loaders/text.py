@@ -19,6 +19,7 @@ from langchain_core.document_loaders import BaseLoader
 from langchain_core.documents import Document
 
 from loaders.errors import LoadError
+from loaders.source import AnyPath
 
 BLOCK_SIZE = 1 << 20
 _SNIFF_SIZE = 8 << 10  # NUL bytes this early mean binary data (a text file has none)
@@ -74,14 +75,15 @@ class TextFileLoader(BaseLoader):
     chosen from the first block; a later block it cannot decode raises `LoadError` after the earlier Documents
     were yielded, so a caller must drop a file's Documents when reading it fails.
 
-    Usage::
+    Usage (a LangChain document loader: any str or path-like)::
 
-        for doc in TextFileLoader(Path("notes.md")).lazy_load():
+        docs = TextFileLoader("notes.md").load()
+        for doc in TextFileLoader("notes.md").lazy_load():
             print(doc.metadata["start_index"], len(doc.page_content))
     """
 
-    def __init__(self, path: Path, *, block_size: int = BLOCK_SIZE) -> None:
-        self.path = path
+    def __init__(self, path: AnyPath, *, block_size: int = BLOCK_SIZE) -> None:
+        self.path = Path(path)
         self.block_size = block_size
 
     def lazy_load(self) -> Iterator[Document]:

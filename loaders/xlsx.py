@@ -46,6 +46,7 @@ from loaders.archive import open_zip
 from loaders.errors import LoadError, nothing_read, reason
 from loaders.options import ReadOptions
 from loaders.properties import properties
+from loaders.source import AnyPath
 from loaders.tables import BLOCK_ROWS, Merge, sheet_rows, table_blocks
 
 logger = logging.getLogger("loaders.xlsx")
@@ -59,14 +60,15 @@ class XlsxFileLoader(BaseLoader):
     Raises `LoadError` for a file that is not a readable workbook (encrypted, legacy, corrupt: `open_zip` and
     openpyxl decide) and for a workbook with no data.
 
-    Usage::
+    Usage (a LangChain document loader: any str or path-like)::
 
-        for block in XlsxFileLoader(Path("sales.xlsx"), ReadOptions()).lazy_load():
+        docs = XlsxFileLoader("sales.xlsx").load()
+        for block in XlsxFileLoader("sales.xlsx").lazy_load():
             print(block.metadata["sheet"], block.metadata["row_start"], block.metadata["row_end"])
     """
 
-    def __init__(self, path: Path, options: ReadOptions | None = None, *, block_rows: int = BLOCK_ROWS) -> None:
-        self.path = path
+    def __init__(self, path: AnyPath, options: ReadOptions | None = None, *, block_rows: int = BLOCK_ROWS) -> None:
+        self.path = Path(path)
         self.block_rows = block_rows
         self.on_page_error = (options.on_page_error if options else None) or self._log_page_error
 
