@@ -322,7 +322,7 @@ def mcp(watch: tuple[Path, ...], **options: Any) -> None:
     """
     from pipelines.service.mcp import run_stdio
 
-    run_stdio(make_settings(options), watch=watch)
+    run_stdio(make_settings(options), watch=watch, debug=click.get_current_context().find_root().params["debug"])
 
 
 @main.command(name="eval")

@@ -40,6 +40,8 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata
+import logging
+import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -241,11 +243,26 @@ def build_mcp(settings: Settings, *, warm: WarmRetrievers | None = None) -> MCPS
     return server
 
 
-def run_stdio(settings: Settings, watch: Sequence[Path] = ()) -> None:
+def run_stdio(settings: Settings, watch: Sequence[Path] = (), *, debug: bool = False) -> None:
     """Serve MCP over stdin/stdout until the client closes them (what ``qwen-rag mcp`` does); with ``watch``, keep
-    the collection in sync with those paths in the same process (``mcp --watch``)."""
+    the collection in sync with those paths in the same process (``mcp --watch``). stderr gets warnings and
+    errors, one plain line each (every record with ``debug``)."""
+    _log_plainly(logging.DEBUG if debug else logging.WARNING)
     with serving(settings, watch):
         build_mcp(settings).run("stdio")
+
+
+def _log_plainly(level: int) -> None:
+    """Over stdio, stderr is what a client shows its user as the server's log: one plain line a record, nothing
+    below `level`. The level is the handler's as well as the root logger's: a library that sets its own logger's
+    level (bm25s sets DEBUG, for "Building index from tokens") is not held back by the root's. A root handler in
+    place also makes the MCP SDK's ``logging.basicConfig`` (colours, boxes, wrapped lines) a no-op."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(level)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
 
 
 def http_app(settings: Settings, *, warm: WarmRetrievers | None = None, host: str = "127.0.0.1") -> Starlette:

@@ -4,8 +4,10 @@ API key, served by uvicorn on 127.0.0.1."""
 
 from __future__ import annotations
 
+import shutil
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -68,6 +70,34 @@ def test_a_client_starts_the_server_over_stdio_and_searches(settings: Settings) 
             return await session_calls(session)
 
     check(*anyio.run(go))
+
+
+def test_qwen_rag_mcp_writes_only_warnings_to_stderr(settings: Settings, tmp_path: Path) -> None:
+    # Without its saved BM25 index, the first hybrid search builds one: bm25s then logs "Building index from
+    # tokens" at DEBUG, on a logger it sets to DEBUG itself.
+    shutil.rmtree(settings.store / "bm25", ignore_errors=True)
+    command = [
+        "-c",
+        "from pipelines.cli import main; main()",
+        "mcp",
+        "--store",
+        str(settings.store),
+        "--mode",
+        "hybrid",
+    ]
+    server = StdioServerParameters(command=sys.executable, args=command, cwd=REPO)
+
+    async def go() -> CallToolResult:
+        async with stdio_client(server, errlog=log) as (read, write), ClientSession(read, write) as session:
+            await session.initialize()
+            return await session.call_tool("search", {"query": "binary search", "k": 1})
+
+    with open(tmp_path / "stderr.txt", "w+", encoding="utf-8") as log:
+        found = anyio.run(go)
+        log.seek(0)
+        stderr = log.read()
+    assert not found.is_error and (settings.store / "bm25").is_dir()  # the index was built, by this search
+    assert stderr == ""
 
 
 # -- streamable HTTP, mounted in a FastAPI service behind its key ------------------------------------------------
