@@ -8,7 +8,7 @@ SGLANG_PORT ?= 30000
 SGLANG_MODEL ?= Qwen/Qwen3-Embedding-0.6B
 RERANKER_PORT ?= 30001
 
-.PHONY: install system test lint demo bench serve-sglang serve-sglang-reranker clean
+.PHONY: install system test test-fast lint demo bench serve-sglang serve-sglang-reranker clean
 
 install: system
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ test:
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
+
+# The inner loop: the tests not marked slow (under 2 minutes on the 2-core dev box); `make test` runs all of them.
+test-fast:
+	$(BIN)/python -m pytest -m "not slow"
 
 lint:
 	$(BIN)/ruff check --fix pipelines loaders tests testbed benchmarks

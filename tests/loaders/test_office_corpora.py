@@ -26,6 +26,8 @@ from loaders.errors import LoadError
 from loaders.registry import read
 from loaders.source import SourceFile
 
+pytestmark = pytest.mark.slow  # the fixture unpacks and reads every Office file of two sdists
+
 SDISTS = {"python_docx": "1.2.0", "python_pptx": "1.0.2"}  # sdist file stems: name-version.tar.gz
 OFFICE = (".docx", ".pptx")
 PIP_TIMEOUT = 300

@@ -101,6 +101,7 @@ def _assert_same_ids(texts: list[str], reference: tokenizers.Tokenizer) -> None:
     assert not mismatches, f"{len(mismatches)} of {len(texts)} differ, e.g. {mismatches[:3]!r}"
 
 
+@pytest.mark.slow
 def test_real_corpus_ids_equal_reference(corpus: list[str], reference: tokenizers.Tokenizer) -> None:
     assert len(corpus) > 10_000 and sum(map(len, corpus)) > 7_000_000  # a few thousand docs, all of the PDFs
     assert len(re.findall("[\u4e00-\u9fff]", "".join(corpus))) > 500_000  # a good deal of it is Chinese

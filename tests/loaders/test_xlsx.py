@@ -302,6 +302,7 @@ def big_workbook(path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_a_large_sheet_streams_in_blocks_with_little_memory(tmp_path: Path) -> None:
     path = big_workbook(tmp_path / "big.xlsx")
     assert zipfile.ZipFile(path).getinfo("xl/worksheets/sheet1.xml").file_size > 2 << 20  # several scan blocks

@@ -25,6 +25,8 @@ from testbed.sglang import SGLangServer
 from tests.conftest import REPO
 from tests.scenarios.test_chatbot import ChatServer
 
+pytestmark = pytest.mark.slow  # each test runs a notebook in a Jupyter kernel: tens of seconds
+
 NOTEBOOKS = REPO / "notebooks"
 NAMES = ["quickstart.ipynb", "evaluate.ipynb", "chatbot.ipynb"]
 CELL_TIMEOUT = 300  # seconds; the slowest cell (the evaluation's ingest) takes well under a minute here

@@ -61,6 +61,7 @@ def test_incremental_sync_and_the_model_guard_work_on_the_server(
             ingest([corpus], other)
 
 
+@pytest.mark.slow
 def test_two_ingest_processes_at_once_lose_nothing(chroma: str, tmp_path: Path) -> None:
     halves = [tmp_path / "a", tmp_path / "b"]
     for i, half in enumerate(halves):

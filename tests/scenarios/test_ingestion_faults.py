@@ -111,6 +111,7 @@ def settings_for(srv: SGLangServer, store: Path, **extra: Any) -> Settings:
     )
 
 
+@pytest.mark.slow
 def test_a_flaky_server_still_gets_everything_indexed(corpus: Path, clean: Snapshot, tmp_path: Path) -> None:
     with SGLangServer(embedder=HashEmbedder(dim=384), served_model_name=QWEN) as srv:
         srv.fail_rate(0.2, ["503", "drop"], seed=11)
@@ -136,6 +137,7 @@ def test_one_refused_item_costs_only_that_item(tmp_path: Path) -> None:
     assert problem.source == "long.txt" and "longer than the model's context length" in problem.cause
 
 
+@pytest.mark.slow
 def test_a_server_that_gives_up_stops_the_run_and_the_next_run_resumes(
     corpus: Path, clean: Snapshot, tmp_path: Path
 ) -> None:
@@ -178,6 +180,7 @@ def server_process() -> Iterator[str]:
         yield url
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_moments_leaves_a_clean_store(
     corpus: Path, clean: Snapshot, tmp_path: Path, server_process: str
 ) -> None:

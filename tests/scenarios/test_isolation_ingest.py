@@ -71,6 +71,7 @@ def indexed_sources(store: Path) -> set[str]:
     return {str(m["source"]) for m in collection.get(include=["metadatas"])["metadatas"]}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("workers", [Workers.THREADS, Workers.PROCESS])
 def test_a_hanging_and_a_crashing_parser_cost_their_files_only(folder: Path, tmp_path: Path, workers: Workers) -> None:
     store = tmp_path / "store"
@@ -85,6 +86,7 @@ def test_a_hanging_and_a_crashing_parser_cost_their_files_only(folder: Path, tmp
     assert indexed_sources(store) == good_sources(folder)
 
 
+@pytest.mark.slow
 def test_the_command_exits_normally_and_reports_both(
     folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -99,6 +101,7 @@ def test_the_command_exits_normally_and_reports_both(
     assert indexed_sources(tmp_path / "store") == good_sources(folder)
 
 
+@pytest.mark.slow
 def test_a_crash_read_late_keeps_its_cause(tmp_path: Path, bad_formats: None) -> None:
     folder = tmp_path / "docs"
     folder.mkdir()

