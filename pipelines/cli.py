@@ -154,7 +154,15 @@ WATCH = click.option(
 def ingest(
     paths: tuple[Path, ...], full: bool, strict: bool, as_json: bool, keep_watching: bool, **options: Any
 ) -> None:
-    """Index files and folders (incremental: unchanged files are not embedded again)."""
+    """Index files and folders (incremental: unchanged files are not embedded again).
+
+    Examples:
+
+    \b
+      qwen-rag ingest data/samples
+      qwen-rag ingest ~/docs --exclude "drafts/**" --ocr never --strict
+      qwen-rag ingest ~/docs --embeddings-url http://127.0.0.1:30000/v1 --watch
+    """
     from pipelines.ingestion.writer import IngestAborted
     from pipelines.ingestion.writer import ingest as run_ingest
 
@@ -214,7 +222,15 @@ def _print_ingest(summary: dict[str, Any], as_json: bool) -> None:
 @settings_options(*STORE, *EMBEDDINGS, "k", *RETRIEVAL)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array of passages.")
 def query(text: str, as_json: bool, **options: Any) -> None:
-    """Search the collection; prints ranked passages with source, page and score."""
+    """Search the collection; prints ranked passages with source, page and score.
+
+    Examples:
+
+    \b
+      qwen-rag query "什么是人工智能？" -k 2 --mode dense
+      qwen-rag query "binary search" --source "*.md" --json
+      qwen-rag query "报销标准" --file-type pdf --page-from 3 --page-to 10
+    """
     from pipelines.retrieve.passages import passage, where
     from pipelines.retrieve.search import open_search
 
@@ -232,7 +248,14 @@ def query(text: str, as_json: bool, **options: Any) -> None:
 @settings_options(*EMBEDDINGS)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def doctor(as_json: bool, **options: Any) -> None:
-    """Check the embedding server: model, dimension, context, and that it ranks known pairs right."""
+    """Check the embedding server: model, dimension, context, and that it ranks known pairs right.
+
+    Examples:
+
+    \b
+      qwen-rag doctor
+      qwen-rag doctor --embeddings-url http://127.0.0.1:30000/v1 --json
+    """
     from dataclasses import asdict
 
     from pipelines.doctor import examine
@@ -257,7 +280,14 @@ def doctor(as_json: bool, **options: Any) -> None:
 @settings_options("store", "chroma_url")
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 def stats(as_json: bool, **options: Any) -> None:
-    """Collections in the store with their chunk counts, model and dimension."""
+    """Collections in the store with their chunk counts, model and dimension.
+
+    Examples:
+
+    \b
+      qwen-rag stats
+      qwen-rag stats --chroma-url http://127.0.0.1:8001 --json
+    """
     from pipelines.store.catalog import collections
     from pipelines.store.chroma import open_store
 
@@ -301,6 +331,12 @@ def serve(
     API docs at /docs (offline).
 
     The embedding server's own key comes from QWEN_RAG_API_KEY here: --api-key is the service's.
+
+    Examples:
+
+    \b
+      qwen-rag serve --store .qwen-rag
+      qwen-rag serve --host 0.0.0.0 --port 8080 --api-key "$QWEN_RAG_SERVICE_KEY"
     """
     from pipelines.service.keys import Keys
     from pipelines.service.run import serve as run_service
@@ -319,6 +355,13 @@ def mcp(watch: tuple[Path, ...], **options: Any) -> None:
     """Serve the MCP tools search, read and collections over stdio, for chat clients and agents.
 
     Client configuration: {"mcpServers": {"qwen-rag": {"command": "qwen-rag", "args": ["mcp", "--store", DIR]}}}
+    stderr, the client's log window, gets warnings and errors only; with --debug, every record.
+
+    Examples:
+
+    \b
+      qwen-rag mcp --store ~/.qwen-rag
+      qwen-rag --debug mcp --store ~/.qwen-rag --mode dense
     """
     from pipelines.service.mcp import run_stdio
 
@@ -335,7 +378,14 @@ def mcp(watch: tuple[Path, ...], **options: Any) -> None:
 def evaluate_command(
     dataset_dir: Path, split: str, modes: str | None, report_dir: Path, as_json: bool, **options: Any
 ) -> None:
-    """Score retrieval on a BEIR-layout dataset: nDCG@10, Recall@10/100, MRR@10, latency."""
+    """Score retrieval on a BEIR-layout dataset: nDCG@10, Recall@10/100, MRR@10, latency.
+
+    Examples:
+
+    \b
+      qwen-rag eval datasets/scifact --store /tmp/scifact --modes dense,bm25,hybrid
+      qwen-rag eval datasets/cmrc2018 --split dev --json
+    """
     from pipelines.evaluate.report import markdown_report, svg_plot
     from pipelines.evaluate.run import evaluate
     from pipelines.settings import Mode
@@ -379,8 +429,11 @@ def compare(
 ) -> None:
     """Compare two setups (collections, models or modes) on the same queries, side by side.
 
-    Example: qwen-rag compare "什么是人工智能？" --a collection=docs06b,embeddings-url=http://h:30000/v1
-    --b collection=docs8b,embeddings-url=http://h:30001/v1
+    Examples:
+
+    \b
+      qwen-rag compare "什么是人工智能？" --a mode=dense --b mode=hybrid
+      qwen-rag compare "binary search" "折半查找" --a collection=docs06b --b collection=docs8b --json
     """
     from dataclasses import asdict
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 from collections.abc import Callable
@@ -134,3 +135,18 @@ def test_query_loads_neither_langchains_retriever_machinery_nor_the_whole_jieba_
     lines = done.stdout.strip().splitlines()
     assert "ml.txt" in lines[0]  # it answered, in the default mode (hybrid: BM25 and the query dictionary ran)
     assert json.loads(lines[-1]) == [[], 0]
+
+
+@pytest.mark.parametrize("name", sorted(main.commands))
+def test_help_shows_runnable_examples(name: str) -> None:
+    """Two or three examples in each command's --help, kept as written (click's \\b), each a valid command line."""
+    command = main.commands[name]
+    shown = CliRunner().invoke(main, [name, "--help"]).output
+    examples = [line.strip() for line in (command.help or "").splitlines() if line.strip().startswith("qwen-rag ")]
+    assert 2 <= len(examples) <= 3
+    for example in examples:
+        assert f"    {example}\n" in shown  # not rewrapped into one paragraph
+        args = shlex.split(example)[1:]
+        at = args.index(name)
+        main.make_context("qwen-rag", [*args[:at], name])  # group options (--debug)
+        command.make_context(name, args[at + 1 :])  # raises UsageError on an unknown option or a missing argument
