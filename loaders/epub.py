@@ -130,9 +130,7 @@ class EpubFileLoader(BaseLoader):
                     metadata["section"] = name
                 yield Document(page_content=text, metadata=metadata)
             if not extracted:
-                if failed is not None:
-                    raise nothing_read(failed, "chapter")
-                raise LoadError("no text in the EPUB (images only?)")
+                raise nothing_read(failed, "chapter", "no text in the EPUB (images only?)")
 
     def _log_page_error(self, error: LoadError) -> None:
         logger.warning("%s: chapter %s skipped: %s", self.path, error.page, error)

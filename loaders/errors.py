@@ -57,9 +57,12 @@ class LoadError(Exception):
         super().__init__(self.cause)
 
 
-def nothing_read(failed: LoadError, unit: str = "page") -> LoadError:
-    """The whole file's error when it gave no text and `failed` is the last of its pages (``unit``: slide, sheet,
-    chapter, frame) that could not be read: "no slide could be read (<cause> on slide 3)"."""
+def nothing_read(failed: LoadError | None, unit: str, empty: str) -> LoadError:
+    """The whole file's error when it gave no text: with `failed`, the last of its pages (``unit``: page, slide,
+    sheet, chapter, frame) that could not be read, "no slide could be read (<cause> on slide 3)"; else `empty`, what
+    a file whose pages were all read but held no text says."""
+    if failed is None:
+        return LoadError(empty)
     return LoadError(f"no {unit} could be read ({failed.cause} on {unit} {failed.page})")
 
 

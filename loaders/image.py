@@ -70,9 +70,7 @@ class ImageFileLoader(BaseLoader):
                         metadata["page"] = page
                     yield Document(page_content=text, metadata=metadata)
         if not found:
-            if failed is not None:
-                raise nothing_read(failed, "frame")
-            raise LoadError("no text found in the image (OCR)")
+            raise nothing_read(failed, "frame", "no text found in the image (OCR)")
 
     def _page_error(self, error: LoadError) -> None:
         if self.options.on_page_error is None:

@@ -136,11 +136,9 @@ class PdfFileLoader(BaseLoader):
             if layer is not None:
                 layer.close()
         if not extracted:
-            if failed is not None:
-                raise nothing_read(failed)
-            if self.ocr is OcrMode.NEVER:
-                raise LoadError("no extractable text (scanned PDF? use --ocr auto)")
-            raise LoadError("no text found, not even by OCR")
+            no_ocr = self.ocr is OcrMode.NEVER
+            empty = "no extractable text (scanned PDF? use --ocr auto)" if no_ocr else "no text found, not even by OCR"
+            raise nothing_read(failed, "page", empty)
 
     def _in_order(
         self, pages: Sequence[PageObject], count: int, reading: _Reading, layer: _TextLayer | None

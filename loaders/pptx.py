@@ -86,9 +86,7 @@ class PptxFileLoader(BaseLoader):
                 doc.metadata.update(own)
             yield from docs
         if not found:
-            if failed is not None:
-                raise nothing_read(failed, "slide")
-            raise LoadError("no text in the PowerPoint file")
+            raise nothing_read(failed, "slide", "no text in the PowerPoint file")
 
     def _slides(self) -> tuple[list[Slide], dict[str, str]]:
         """The slides, and the file's core properties (its title as ``document_title``)."""

@@ -95,9 +95,7 @@ class XlsxFileLoader(BaseLoader):
                 failed = failure
                 self.on_page_error(failure)
         if not emitted:
-            if failed is not None:
-                raise nothing_read(failed, "sheet")
-            raise LoadError("no data in the Excel file")
+            raise nothing_read(failed, "sheet", "no data in the Excel file")
 
     def _sheet(
         self, archive: zipfile.ZipFile, sheet: ReadOnlyWorksheet, number: int, own: dict[str, str]

@@ -14,6 +14,7 @@ def test_a_silent_exception_is_named_and_a_key_error_unquoted() -> None:
 
 
 def test_nothing_read_names_the_last_failure_and_where() -> None:
-    error = nothing_read(LoadError("unreadable slide: bad shape", page=3), "slide")
+    error = nothing_read(LoadError("unreadable slide: bad shape", page=3), "slide", "no text in the PowerPoint file")
     assert str(error) == "no slide could be read (unreadable slide: bad shape on slide 3)"
     assert error.page is None
+    assert str(nothing_read(None, "slide", "no text in the PowerPoint file")) == "no text in the PowerPoint file"
