@@ -35,14 +35,14 @@ from python_calamine import (
     SheetTypeEnum,
 )
 
-from loaders.errors import LoadError, one_line
+from loaders.errors import LoadError, nothing_read, reason
 from loaders.options import ReadOptions
+from loaders.source import AnyPath
 from loaders.tables import BLOCK_ROWS, Merge, sheet_rows, table_blocks
 
 logger = logging.getLogger("loaders.calamine")
 
 _KINDS = {".xls": "Excel", ".xlsb": "Excel", ".ods": "OpenDocument spreadsheet"}
-_REASON_CHARS = 160
 _CFB_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # .xls: an OLE compound file
 _ZIP_MAGIC = b"PK\x03\x04"  # .xlsb, .ods
 
@@ -52,16 +52,17 @@ class CalamineFileLoader(BaseLoader):
 
     Raises `LoadError` for an empty, encrypted or damaged file, and for a workbook with no data.
 
-    Usage::
+    Usage (a LangChain document loader: any str or path-like)::
 
-        for block in CalamineFileLoader(Path("台账.xls"), ReadOptions()).lazy_load():
+        docs = CalamineFileLoader("台账.xls").load()
+        for block in CalamineFileLoader("台账.xls").lazy_load():
             print(block.metadata["sheet"], block.metadata["row_start"], block.metadata["row_end"])
     """
 
-    def __init__(self, path: Path, options: ReadOptions | None = None, *, block_rows: int = BLOCK_ROWS) -> None:
-        self.path = path
+    def __init__(self, path: AnyPath, options: ReadOptions | None = None, *, block_rows: int = BLOCK_ROWS) -> None:
+        self.path = Path(path)
         self.block_rows = block_rows
-        self.kind = _KINDS.get(path.suffix.lower(), "spreadsheet")
+        self.kind = _KINDS.get(self.path.suffix.lower(), "spreadsheet")
         self.on_page_error = (options.on_page_error if options else None) or self._log_page_error
 
     def lazy_load(self) -> Iterator[Document]:
@@ -85,12 +86,10 @@ class CalamineFileLoader(BaseLoader):
                         emitted = True
                         yield doc
                 except CalamineError as err:  # blocks yielded before the failure stay, as in loaders.xlsx
-                    failed = LoadError(f"unreadable sheet {meta.name!r}: {_reason(err)}", page=number)
+                    failed = LoadError(f"unreadable sheet {meta.name!r}: {reason(err)}", page=number)
                     self.on_page_error(failed)
         if not emitted:
-            if failed is not None:
-                raise LoadError(f"no sheet could be read ({failed.cause})")
-            raise LoadError(f"no data in the {self.kind} file")
+            raise nothing_read(failed, "sheet", f"no data in the {self.kind} file")
 
     def _open(self) -> CalamineWorkbook:
         try:
@@ -98,7 +97,7 @@ class CalamineFileLoader(BaseLoader):
         except PasswordError as err:
             raise LoadError(f"encrypted {self.kind} file: remove the password (save a copy without one)") from err
         except CalamineError as err:  # "Cannot detect file format", a bad zip, bad XML, a bad BIFF record
-            raise LoadError(f"corrupt {self.kind} file: {_reason(err)}") from err
+            raise LoadError(f"corrupt {self.kind} file: {reason(err)}") from err
 
     def _not_a_workbook(self, head: bytes) -> str:
         """What a file is that has not the first bytes of its extension's format (web sites export "Excel" files
@@ -140,8 +139,3 @@ def _is_text(head: bytes) -> bool:
 
 def _merges(sheet: CalamineSheet) -> list[tuple[tuple[int, int], tuple[int, int]]]:
     return sheet.merged_cell_ranges or []  # None: the format does not record them (.xlsb, .ods)
-
-
-def _reason(err: Exception) -> str:
-    text = one_line(str(err)) or type(err).__name__
-    return text if len(text) <= _REASON_CHARS else text[: _REASON_CHARS - 1] + "…"

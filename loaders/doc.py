@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 from langchain_core.document_loaders import BaseLoader
 from langchain_core.documents import Document
@@ -26,6 +27,7 @@ from loaders import external
 from loaders.errors import LoadError, one_line
 from loaders.options import ReadOptions
 from loaders.rtf import RTF_MAGIC, RtfFileLoader
+from loaders.source import AnyPath
 from loaders.tables import table_document
 
 SEPARATOR = "\n\n"  # between two Documents in the text that ``start_index`` counts in
@@ -46,14 +48,15 @@ class DocFileLoader(BaseLoader):
     """A .doc file as Documents of text under one heading breadcrumb (``section``) and tables, each with
     ``start_index``. Raises `LoadError` for an empty, encrypted, damaged or text-less file.
 
-    Usage::
+    Usage (a LangChain document loader: any str or path-like)::
 
-        for doc in DocFileLoader(Path("规章.doc"), ReadOptions()).lazy_load():
+        docs = DocFileLoader("规章.doc").load()
+        for doc in DocFileLoader("规章.doc").lazy_load():
             print(doc.metadata.get("section"), doc.page_content[:60])
     """
 
-    def __init__(self, path: Path, options: ReadOptions | None = None) -> None:
-        self.path = path
+    def __init__(self, path: AnyPath, options: ReadOptions | None = None) -> None:
+        self.path = Path(path)
         self.options = options or ReadOptions()
 
     def lazy_load(self) -> Iterator[Document]:
@@ -146,7 +149,8 @@ class _Reader:
 
 
 def _lines(element: etree._Element) -> list[str]:
-    lines = (" ".join(line.split()) for line in "".join(element.itertext()).splitlines())
+    text = "".join(cast("Iterator[str]", element.itertext()))  # lxml-stubs say str or bytes: parsed XML gives str
+    lines = (" ".join(line.split()) for line in text.splitlines())
     return [line for line in lines if line and line != _PICTURE]
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from lxml import etree
 
 from loaders.archive import open_zip
-from loaders.errors import LoadError, one_line
+from loaders.errors import LoadError, reason
 
 TEXT = "urn:oasis:names:tc:opendocument:xmlns:text:1.0"
 TABLE = "urn:oasis:names:tc:opendocument:xmlns:table:1.0"
@@ -35,7 +35,6 @@ _KINDS = {
     "application/vnd.oasis.opendocument.graphics": "a drawing (.odg)",
 }
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=True)
-_REASON_CHARS = 160
 #: The most columns or rows a repeat count stands for: a row "repeated" 1,048,576 times is empty filler.
 MAX_REPEAT = 1000
 
@@ -74,7 +73,7 @@ def read_content(path: Path, expected: str, kind: str) -> etree._Element:
     try:
         return etree.fromstring(data, _PARSER)
     except etree.XMLSyntaxError as err:
-        raise LoadError(f"corrupt {kind} file: {_reason(err)}") from err
+        raise LoadError(f"corrupt {kind} file: {reason(err)}") from err
 
 
 def kind_article(kind: str) -> str:
@@ -85,7 +84,7 @@ def _member(archive: zipfile.ZipFile, name: str, kind: str) -> bytes:
     try:
         return archive.read(name)
     except (zipfile.BadZipFile, EOFError, ValueError, NotImplementedError) as err:  # bad CRC, truncated member
-        raise LoadError(f"corrupt {kind} file: {name}: {_reason(err)}") from err
+        raise LoadError(f"corrupt {kind} file: {name}: {reason(err)}") from err
     except RuntimeError as err:  # zipfile's own encryption (not ODF's): "File ... is encrypted"
         raise LoadError(f"encrypted {kind} file: remove the password (save a copy without one)") from err
 
@@ -174,8 +173,3 @@ def _rows(table: etree._Element) -> Iterator[etree._Element]:
             yield child
         elif child.tag in _ROW_GROUPS:
             yield from _rows(child)
-
-
-def _reason(err: Exception) -> str:
-    text = one_line(str(err)) or type(err).__name__
-    return text if len(text) <= _REASON_CHARS else text[: _REASON_CHARS - 1] + "…"

@@ -21,6 +21,7 @@ from loaders.errors import LoadError
 from loaders.odf import DRAW, OFFICE, PRESENTATION, SVG, TABLE, TEXT, paragraph_lines, read_content, t, table_rows
 from loaders.options import ReadOptions
 from loaders.slides import NOTES_PREFIX, Block, slide_documents
+from loaders.source import AnyPath
 
 _KIND = "OpenDocument presentation"
 _MIMETYPE = "application/vnd.oasis.opendocument.presentation"
@@ -37,14 +38,15 @@ class OdpFileLoader(BaseLoader):
 
     Raises `LoadError` for empty, encrypted, corrupt files and for files without text on any slide.
 
-    Usage::
+    Usage (a LangChain document loader: any str or path-like)::
 
-        for doc in OdpFileLoader(Path("汇报.odp"), ReadOptions()).lazy_load():
+        docs = OdpFileLoader("汇报.odp").load()
+        for doc in OdpFileLoader("汇报.odp").lazy_load():
             print(doc.metadata["page"], doc.metadata.get("title"), doc.page_content[:60])
     """
 
-    def __init__(self, path: Path, options: ReadOptions | None = None) -> None:
-        self.path = path  # the whole content.xml is parsed at once: no slide is skipped alone
+    def __init__(self, path: AnyPath, options: ReadOptions | None = None) -> None:
+        self.path = Path(path)  # the whole content.xml is parsed at once: no slide is skipped alone
 
     def lazy_load(self) -> Iterator[Document]:
         root = read_content(self.path, _MIMETYPE, _KIND)

@@ -23,6 +23,7 @@ from loaders.docx import FOOTNOTES, LIST_PREFIX, SEPARATOR
 from loaders.errors import LoadError
 from loaders.odf import OFFICE, TABLE, TEXT, notes, paragraph_lines, read_content, t, table_rows
 from loaders.options import ReadOptions
+from loaders.source import AnyPath
 from loaders.tables import table_document
 
 _KIND = "OpenDocument text"
@@ -39,14 +40,15 @@ class OdtFileLoader(BaseLoader):
     """An .odt file as Documents of text under one heading breadcrumb (``section``), tables and notes, each
     with ``start_index``. Raises `LoadError` for empty, encrypted, corrupt or text-less files.
 
-    Usage::
+    Usage (a LangChain document loader: any str or path-like)::
 
-        for doc in OdtFileLoader(Path("规章.odt"), ReadOptions()).lazy_load():
+        docs = OdtFileLoader("规章.odt").load()
+        for doc in OdtFileLoader("规章.odt").lazy_load():
             print(doc.metadata.get("section"), doc.page_content[:60])
     """
 
-    def __init__(self, path: Path, options: ReadOptions | None = None) -> None:
-        self.path = path  # `options` hold nothing for text documents: no pages to skip, no password, no pixels
+    def __init__(self, path: AnyPath, options: ReadOptions | None = None) -> None:
+        self.path = Path(path)  # `options` hold nothing for text documents: no pages to skip, no password, no pixels
 
     def lazy_load(self) -> Iterator[Document]:
         root = read_content(self.path, _MIMETYPE, _KIND)

@@ -22,6 +22,7 @@ from langchain_core.documents import Document
 from loaders import external
 from loaders.errors import LoadError, one_line
 from loaders.options import ReadOptions
+from loaders.source import AnyPath
 
 _CFB_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _ENCRYPTED_SUMMARY = "EncryptedSummary".encode("utf-16-le")
@@ -35,14 +36,15 @@ class PptFileLoader(BaseLoader):
     """A .ppt file as one Document per slide with text (``page``, ``start_index`` 0); raises `LoadError` for an
     empty, encrypted, damaged or text-less file.
 
-    Usage::
+    Usage (a LangChain document loader: any str or path-like)::
 
-        for doc in PptFileLoader(Path("汇报.ppt"), ReadOptions()).lazy_load():
+        docs = PptFileLoader("汇报.ppt").load()
+        for doc in PptFileLoader("汇报.ppt").lazy_load():
             print(doc.metadata["page"], doc.page_content[:60])
     """
 
-    def __init__(self, path: Path, options: ReadOptions | None = None) -> None:
-        self.path = path  # `options`: no pages are skipped (catppt reads all or nothing), no password, no pixels
+    def __init__(self, path: AnyPath, options: ReadOptions | None = None) -> None:
+        self.path = Path(path)  # `options`: no pages are skipped (catppt reads all or nothing), no password, no pixels
 
     def lazy_load(self) -> Iterator[Document]:
         with self.path.open("rb") as stream:

@@ -20,8 +20,9 @@ from langchain_core.document_loaders import BaseLoader
 from langchain_core.documents import Document
 from striprtf.striprtf import rtf_to_text
 
-from loaders.errors import LoadError, one_line
+from loaders.errors import LoadError, reason
 from loaders.options import ReadOptions
+from loaders.source import AnyPath
 
 RTF_MAGIC = b"{\\rtf"
 _CODE_PAGE = re.compile(rb"\\ansicpg(\d+)")
@@ -32,13 +33,13 @@ class RtfFileLoader(BaseLoader):
     """An .rtf file as one Document with ``start_index`` 0; raises `LoadError` for an empty file, a file that is
     not RTF, and one without text.
 
-    Usage::
+    Usage (a LangChain document loader: any str or path-like)::
 
-        (doc,) = RtfFileLoader(Path("通知.rtf"), ReadOptions()).lazy_load()
+        docs = RtfFileLoader("通知.rtf").load()
     """
 
-    def __init__(self, path: Path, options: ReadOptions | None = None) -> None:
-        self.path = path  # `options` hold nothing for RTF: no pages, no password, no pixels
+    def __init__(self, path: AnyPath, options: ReadOptions | None = None) -> None:
+        self.path = Path(path)  # `options` hold nothing for RTF: no pages, no password, no pixels
 
     def lazy_load(self) -> Iterator[Document]:
         data = self.path.read_bytes()
@@ -53,7 +54,7 @@ class RtfFileLoader(BaseLoader):
         except LookupError:  # a code page Python does not know: striprtf falls back the same way
             text = rtf_to_text(data.decode(_DEFAULT_CODE_PAGE, errors="replace"), errors="replace")
         except Exception as err:  # striprtf's regular expressions and int() on malformed control words
-            raise LoadError(f"corrupt RTF file: {one_line(str(err)) or type(err).__name__}") from err
+            raise LoadError(f"corrupt RTF file: {reason(err)}") from err
         lines = [" ".join(line.split()) for line in text.splitlines()]
         content = "\n".join(line for line in lines if line)
         if not content:

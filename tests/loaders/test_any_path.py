@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,12 +15,16 @@ from langchain_core.document_loaders import BaseLoader
 from pptx import Presentation
 
 from loaders.options import ReadOptions
-from loaders.registry import FORMATS, Legacy
+from loaders.registry import FORMATS
+from tests.loaders.legacy_files import ppt
 from tests.loaders.ocr_pages import render, text_pdf
+from tests.loaders.odf_files import build_odp, build_ods, build_odt
 from tests.loaders.office_files import docx_bytes
 from tests.loaders.test_epub import book, make_epub
+from tests.loaders.test_rtf import rtf
 
 TEXT = "Binary search halves the interval"
+LEGACY_DATA = Path(__file__).parent / "legacy_data"
 
 
 def _pptx(path: Path) -> None:
@@ -56,6 +61,12 @@ SAMPLES: dict[str, tuple[str, Callable[[Path], object]]] = {
     "EpubFileLoader": (".epub", lambda path: make_epub(path, book())),
     "NotebookFileLoader": (".ipynb", _notebook),
     "ImageFileLoader": (".png", lambda path: render([TEXT]).save(path)),
+    "DocFileLoader": (".doc", lambda path: shutil.copy(LEGACY_DATA / "harmless-clean.doc", path)),
+    "PptFileLoader": (".ppt", lambda path: path.write_bytes(ppt([(TEXT, ["halves"])]))),
+    "CalamineFileLoader": (".ods", lambda path: build_ods(path, {"Sheet1": [["topic", "note"], ["search", TEXT]]})),
+    "OdtFileLoader": (".odt", build_odt),
+    "OdpFileLoader": (".odp", build_odp),
+    "RtfFileLoader": (".rtf", lambda path: path.write_bytes(rtf())),
 }
 
 
@@ -63,9 +74,8 @@ def _loader_classes() -> dict[str, type[BaseLoader]]:
     """The class of the loader the registry opens for each extension (opening a loader reads nothing yet)."""
     classes: dict[str, type[BaseLoader]] = {}
     for ext, fmt in FORMATS.items():
-        if not isinstance(fmt.open, Legacy):
-            loader = type(fmt.open(Path("probe" + ext), ReadOptions()))
-            classes[loader.__name__] = loader
+        loader = type(fmt.open(Path("probe" + ext), ReadOptions()))
+        classes[loader.__name__] = loader
     return classes
 
 
