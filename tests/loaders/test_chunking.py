@@ -87,6 +87,7 @@ def _pathological(zh: list[str]) -> dict[str, str]:
     }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("spec", [ChunkSpec(512, 64), ChunkSpec(16, 4)], ids=["512-64", "16-4"])
 def test_pathological_inputs_keep_the_cap(zh: list[str], spec: ChunkSpec) -> None:
     chunker = Chunker(TOK, spec)

@@ -108,6 +108,7 @@ def test_real_corpus_ids_equal_reference(corpus: list[str], reference: tokenizer
     _assert_same_ids(corpus, reference)
 
 
+@pytest.mark.slow
 def test_synthetic_and_fuzzed_ids_equal_reference(reference: tokenizers.Tokenizer) -> None:
     _assert_same_ids(SYNTHETIC + TRICKY + _fuzz(50_000, seed=7), reference)
 

@@ -101,6 +101,7 @@ def test_doctor_against_the_sglang_stand_in() -> None:
     assert report["card_ok"] is False and code == 1
 
 
+@pytest.mark.slow
 def test_the_installed_command_runs(tmp_path: Path) -> None:
     binary = Path(sys.executable).with_name("qwen-rag")
     env = {**os.environ, "QWEN_RAG_STORE": str(tmp_path / "s")}
@@ -109,6 +110,7 @@ def test_the_installed_command_runs(tmp_path: Path) -> None:
     assert done.stderr.startswith("error: no collection")
 
 
+@pytest.mark.slow
 def test_query_loads_neither_langchains_retriever_machinery_nor_the_whole_jieba_dictionary(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -42,6 +42,7 @@ def ingest_json(*args: str) -> tuple[int, dict]:
     return result.exit_code, json.loads(result.stdout)
 
 
+@pytest.mark.slow
 def test_every_bad_file_is_reported_and_every_good_file_indexed(messy: Path, tmp_path: Path) -> None:
     code, summary = ingest_json(str(messy), "--store", str(tmp_path / "store"))
     assert code == 0  # warnings, not failure
@@ -60,6 +61,7 @@ def test_every_bad_file_is_reported_and_every_good_file_indexed(messy: Path, tmp
     assert summary["failed"] >= 7
 
 
+@pytest.mark.slow
 def test_strict_turns_warnings_into_a_failure_exit(messy: Path, tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["ingest", str(messy), "--store", str(tmp_path / "s"), "--strict"])
     assert result.exit_code == 2
@@ -99,6 +101,7 @@ def test_nothing_indexable_is_an_error(tmp_path: Path) -> None:
     assert "empty.txt" in result.stderr
 
 
+@pytest.mark.slow
 def test_pages_carry_their_numbers(pdfs: Path, tmp_path: Path) -> None:
     folder = tmp_path / "paper"
     folder.mkdir()

@@ -33,6 +33,7 @@ def local() -> LocalEmbeddings:
     return LocalEmbeddings()
 
 
+@pytest.mark.slow
 def test_server_and_embedded_store_give_the_same_results(chroma: str, tmp_path: Path, local: LocalEmbeddings) -> None:
     on_server = Settings(chroma_url=chroma, collection="same", k=3)
     on_disk = Settings(store=tmp_path / "store", collection="same", k=3)

@@ -31,6 +31,8 @@ from tests.loaders.test_epub import book, make_epub, xhtml
 from tests.loaders.test_ipynb import CELLS, markdown, notebook, write
 from tests.loaders.test_pptx import TITLE_ONLY_LAYOUT, build_deck, save
 
+pytestmark = pytest.mark.slow  # its fixture ingests every document format, OCR included
+
 # -- the facts, one per place they must be found -------------------------------------------------------------
 
 DOCX_FACT = "第三条补充：档案室钥匙由欧阳振华保管，钥匙编号 K-4827。"

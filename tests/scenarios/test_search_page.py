@@ -23,6 +23,8 @@ from pipelines.service.run import serve_in_background
 from pipelines.settings import Mode, Settings
 from tests.conftest import SAMPLES
 
+pytestmark = pytest.mark.slow  # each test drives Chromium through the search page
+
 CHROMIUM = Path("/usr/bin/chromium")
 # Everything that would phone home or need a GPU is off: the machine has neither network nor GPU.
 CHROMIUM_ARGS = [

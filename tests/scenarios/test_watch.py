@@ -106,6 +106,7 @@ def sources(settings: Settings, query: str) -> list[str]:
     return [d.metadata["source"] for d in build_retriever(settings, k=10).invoke(query)]
 
 
+@pytest.mark.slow
 def test_created_edited_renamed_and_deleted_files_are_searchable_within_seconds(tmp_path: Path) -> None:
     folder = tmp_path / "notes"
     folder.mkdir()
@@ -165,6 +166,7 @@ def test_folders_moved_in_and_out_and_saves_by_rename(tmp_path: Path) -> None:
     assert ids(tmp_path / "store") == set()
 
 
+@pytest.mark.slow
 def test_noise_and_the_stores_own_writes_never_start_a_sync(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     folder = tmp_path / "notes"
     folder.mkdir()

@@ -694,6 +694,7 @@ def start_process(*args: str) -> tuple[subprocess.Popen[str], str]:
     return process, line[0].split()[1]
 
 
+@pytest.mark.slow
 def test_process_mode_serves_until_killed() -> None:
     process, url = start_process("--embedder", "hash", "--dim", "32", "--latency-ms", "50", "--context-length", "128")
     try:
@@ -707,6 +708,7 @@ def test_process_mode_serves_until_killed() -> None:
         httpx.get(url + "/health", timeout=2)
 
 
+@pytest.mark.slow
 def test_process_mode_options_and_clean_sigterm() -> None:
     process, url = start_process(
         "--api-key", "k", "--fail-rate", "1", "--fail-kinds", "503", "--served-model-name", "emb"

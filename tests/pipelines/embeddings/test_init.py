@@ -29,6 +29,7 @@ def test_importing_the_package_loads_no_provider_library() -> None:
     assert imported_by("import pipelines.embeddings") == set()
 
 
+@pytest.mark.slow
 def test_the_embedded_path_never_loads_the_openai_client() -> None:
     code = (
         "from pipelines.embeddings import make_embeddings\n"

@@ -76,6 +76,7 @@ def test_a_second_run_adds_nothing_and_asks_for_nothing(corpus: Path, store_dir:
     assert ids(store_dir) == before
 
 
+@pytest.mark.slow
 def test_changed_and_deleted_files_leave_exactly_a_clean_ingests_ids(
     corpus: Path, tmp_path: Path, local: LocalEmbeddings
 ) -> None:
@@ -100,6 +101,7 @@ def test_volatile_metadata_never_forces_a_re_embed(corpus: Path, store_dir: Path
     assert run([corpus], store_dir, local).embedding_requests == 0
 
 
+@pytest.mark.slow
 def test_another_model_is_refused(corpus: Path, store_dir: Path, local: LocalEmbeddings) -> None:
     run([corpus], store_dir, local)
     with SGLangServer(embedder=HashEmbedder(dim=1024), served_model_name=QWEN) as srv:
@@ -184,6 +186,7 @@ def test_a_chunk_size_above_the_model_context_is_clamped(tmp_path: Path, local: 
     assert ingest_run.chunker.spec.chunk_tokens == 512  # multilingual-e5-small reads 512 tokens
 
 
+@pytest.mark.slow
 def test_the_collection_remembers_its_query_instruction(
     corpus: Path, store_dir: Path, hash_server: SGLangServer
 ) -> None:

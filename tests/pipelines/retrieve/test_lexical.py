@@ -154,6 +154,7 @@ def test_empty_corpus(tmp_path: Path) -> None:
     assert len(index) == 0 and index.search("anything", k=5) == []
 
 
+@pytest.mark.slow
 def test_bm25_on_cmrc2018_paragraphs(shared: Path, tmp_path: Path) -> None:
     """Questions were written on their paragraph: BM25 with this analyzer finds it first almost always."""
     data = load_beir(shared / "eval" / "cmrc2018", "trial")

@@ -320,6 +320,7 @@ def tiny_cross_encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return directory
 
 
+@pytest.mark.slow
 def test_cross_encoder_ranks_by_the_models_scores(tiny_cross_encoder: Path) -> None:
     from sentence_transformers import CrossEncoder
 

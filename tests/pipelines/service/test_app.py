@@ -172,6 +172,7 @@ def test_a_surrogate_pair_is_an_ordinary_character(client: TestClient) -> None:
     assert response.json()["query"] == "😀 AI"
 
 
+@pytest.mark.slow
 def test_the_limits_themselves_are_allowed(client: TestClient) -> None:
     assert len(sources(client.post("/v1/retrieve", json={"query": "天" * 4000, "k": 1}))) == 1
     assert len(sources(client.post("/v1/retrieve", json={"query": AI, "k": 100}))) == 9  # the whole collection

@@ -46,6 +46,7 @@ def test_batches_group_equal_lengths_within_limits(encoder: E5Encoder) -> None:
     assert sizes == sorted(sizes, reverse=True)  # longest first
 
 
+@pytest.mark.slow
 def test_long_text_is_the_weighted_mean_of_its_windows(encoder: E5Encoder) -> None:
     content = list(np.random.default_rng(1).integers(5, 250000, 1100))
     windows = [content[0:510], content[510:1020], content[1020:]]
