@@ -67,6 +67,7 @@ def make_corpus(folder: Path, files: int, paragraphs: int, seed: int = 0) -> Pat
 
 
 def timed_ingest(corpus: Path, store: Path, url: str, **options: object) -> tuple[float, IngestReport]:
+    # options: Settings fields by name (workers, concurrency...), passed through untyped
     settings = Settings(store=store, embeddings_url=[url], **options)  # type: ignore[arg-type]
     embeddings = make_embeddings(settings)
     started = time.perf_counter()

@@ -20,6 +20,7 @@ CHINESE = "发票编号：第二〇二四号"
 
 
 def load(path: Path, **options: object) -> list:
+    # options: ReadOptions' own fields, passed through untyped
     return list(ImageFileLoader(path, ReadOptions(**options)).lazy_load())  # type: ignore[arg-type]
 
 

@@ -110,7 +110,7 @@ def test_nbformat_3_worksheets(tmp_path: Path) -> None:
         ('{\n  "cells": [\n    {"cell_type": "code",,}\n  ]\n}', "not a Jupyter notebook: invalid JSON at line 3"),
         ({"metadata": {}}, "not a Jupyter notebook: no cells"),
         ([1, 2], "not a Jupyter notebook: no cells"),
-        (notebook([markdown(7)]), "not a Jupyter notebook: cell 1 has a malformed source"),  # type: ignore[arg-type]
+        (notebook([markdown(7)]), "not a Jupyter notebook: cell 1 has a malformed source"),  # type: ignore[arg-type]  # malformed on purpose
         (notebook([markdown(""), code(["  \n"]), markdown([])]), "empty notebook"),
         (notebook([]), "empty notebook"),
         ("", "empty file"),

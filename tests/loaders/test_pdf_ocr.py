@@ -39,6 +39,7 @@ def mixed(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def load(path: Path, ocr_mode: OcrMode, **kwargs: object) -> list[Document]:
+    # kwargs: the loader's own keyword arguments (password, on_page_error), passed through untyped
     return list(PdfFileLoader(path, ocr=ocr_mode, **kwargs).lazy_load())  # type: ignore[arg-type]
 
 

@@ -52,7 +52,7 @@ def check(listed: ListToolsResult, found: CallToolResult, failed: CallToolResult
     passages: list[dict[str, Any]] = found.structured_content["result"]
     assert passages[0]["source"] == "ml.txt" and "机器学习" in passages[0]["text"]
     assert failed.is_error
-    assert [c.text for c in failed.content] == [  # type: ignore[union-attr]
+    assert [c.text for c in failed.content] == [  # type: ignore[union-attr]  # an error is text content
         "Error executing tool read: no file 'missing.md' in collection 'default': use a source as search returns it"
     ]
 

@@ -444,7 +444,7 @@ def test_api_key_guards_everything_but_probes() -> None:
 
 @pytest.mark.parametrize("kind", ["503", "429", "500", "drop"])
 def test_sdk_retries_through_one_fault(srv: SGLangServer, kind: str) -> None:
-    srv.fail_next(1, kind)  # type: ignore[arg-type]
+    srv.fail_next(1, kind)  # type: ignore[arg-type]  # a FaultKind, as a str from the parameter list
     result = sdk(srv, max_retries=2).embeddings.create(model=MODEL, input="x")
     assert len(result.data) == 1 and srv.embedding_requests == 2
 
@@ -687,6 +687,7 @@ def start_process(*args: str) -> tuple[subprocess.Popen[str], str]:
         text=True,
     )
     line: list[str] = []
+    # stdout=PIPE above: process.stdout is set
     reader = threading.Thread(target=lambda: line.append(process.stdout.readline()))  # type: ignore[union-attr]
     reader.start()
     reader.join(timeout=30)

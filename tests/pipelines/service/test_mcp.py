@@ -70,7 +70,7 @@ def results(result: CallToolResult) -> list[dict[str, Any]]:
 def error(result: CallToolResult) -> str:
     assert result.is_error
     [content] = result.content
-    text = content.text  # type: ignore[union-attr]
+    text = content.text  # type: ignore[union-attr]  # our tools answer text only, never images or resources
     assert "\n" not in text and "Traceback" not in text
     return text
 
@@ -119,7 +119,7 @@ def test_search_finds_the_machine_learning_passage_first(server: MCPServer) -> N
     assert "机器学习" in first["text"] and first["start_index"] == 0 and first["page"] is None
     assert first["score"] >= passages[1]["score"]
     # What a model reads: each passage as JSON text, the same as the structured result.
-    assert [json.loads(c.text) for c in result.content] == passages  # type: ignore[union-attr]
+    assert [json.loads(c.text) for c in result.content] == passages  # type: ignore[union-attr]  # text content only
 
 
 def test_search_takes_mode_and_filters_per_call(server: MCPServer) -> None:

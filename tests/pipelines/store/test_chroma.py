@@ -59,7 +59,7 @@ def test_writes_are_batched_below_the_client_limit(store_dir: Path, monkeypatch:
     original = c.upsert
 
     def spy(**kwargs: object) -> None:
-        calls.append(len(kwargs["ids"]))  # type: ignore[arg-type]
+        calls.append(len(kwargs["ids"]))  # type: ignore[arg-type]  # the spy takes whatever upsert takes
         original(**kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(c, "upsert", spy)
