@@ -185,6 +185,7 @@ def test_moving_on_mid_file_skips_the_rest_of_it(root: Path) -> None:
     assert len(got[1][1]) == BULK_DOCS
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("bad_formats")
 def test_leaving_the_loop_stops_the_workers_parsing_ahead(root: Path) -> None:
     with IsolatedReader(workers=2) as reader:

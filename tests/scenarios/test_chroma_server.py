@@ -21,6 +21,8 @@ from testbed.embedders import HashEmbedder
 from testbed.sglang import SGLangServer
 from tests.conftest import SAMPLES
 
+pytestmark = pytest.mark.slow  # each test runs against a `chroma run` server process
+
 
 @pytest.fixture(scope="module")
 def chroma(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
@@ -33,7 +35,6 @@ def local() -> LocalEmbeddings:
     return LocalEmbeddings()
 
 
-@pytest.mark.slow
 def test_server_and_embedded_store_give_the_same_results(chroma: str, tmp_path: Path, local: LocalEmbeddings) -> None:
     on_server = Settings(chroma_url=chroma, collection="same", k=3)
     on_disk = Settings(store=tmp_path / "store", collection="same", k=3)
@@ -62,7 +63,6 @@ def test_incremental_sync_and_the_model_guard_work_on_the_server(
             ingest([corpus], other)
 
 
-@pytest.mark.slow
 def test_two_ingest_processes_at_once_lose_nothing(chroma: str, tmp_path: Path) -> None:
     halves = [tmp_path / "a", tmp_path / "b"]
     for i, half in enumerate(halves):

@@ -339,6 +339,7 @@ def test_cross_encoder_ranks_by_the_models_scores(tiny_cross_encoder: Path) -> N
     assert asyncio.run(reranker.acompress_documents(documents, "what is bm25?")) == out
 
 
+@pytest.mark.slow
 def test_cross_encoder_loads_once_and_refuses_a_missing_directory(tiny_cross_encoder: Path, tmp_path: Path) -> None:
     reranker = CrossEncoderReranker(tiny_cross_encoder, top_n=1)
     assert reranker.warm_up() is reranker.warm_up()
