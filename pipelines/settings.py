@@ -20,7 +20,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from loaders.options import LayoutMode, OcrMode
-from pipelines.store.fields import FieldValue, check, pairs, values
+from pipelines.fields import FieldValue, check, pairs, values
 
 
 class OnMismatch(StrEnum):

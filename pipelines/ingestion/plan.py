@@ -24,8 +24,8 @@ from pathlib import Path
 from loaders import Problem, SourceFile
 from loaders.errors import os_cause
 from pipelines.errors import ConfigError
+from pipelines.fields import DOCUMENT_PROPERTIES, Fields
 from pipelines.ingestion.events import FileKey
-from pipelines.store.fields import DOCUMENT_PROPERTIES, Fields
 from pipelines.store.records import FileRecord
 
 

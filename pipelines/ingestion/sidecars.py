@@ -8,7 +8,7 @@
 
 Per field, the file's own sidecar wins over the folder files, which win over ``--meta``. Values are strings,
 numbers or true/false (Chroma's rule; a YAML date becomes its ISO string); names of qwen-rag's own metadata are
-refused (:mod:`pipelines.store.fields`). A bad sidecar is the file's problem: one line naming the sidecar, and the
+refused (:mod:`pipelines.fields`). A bad sidecar is the file's problem: one line naming the sidecar, and the
 file keeps what the store holds of it until the sidecar is fixed (indexing it without its fields could expose a
 file the fields were meant to fence off).
 
@@ -34,7 +34,7 @@ from loaders import SourceFile
 from loaders.errors import one_line, os_cause
 from loaders.walk import FOLDER_SIDECAR, SIDECAR_SUFFIX, glob_regex
 from pipelines.errors import ConfigError
-from pipelines.store.fields import Fields, check
+from pipelines.fields import Fields, check
 
 _Rules = list[tuple[re.Pattern[str], Fields]]
 

@@ -27,8 +27,8 @@ from typing import Any
 
 from chromadb.api.models.Collection import Collection
 
+from pipelines.fields import Fields, FieldValue, fields_hash
 from pipelines.store.chroma import Store
-from pipelines.store.fields import Fields, FieldValue, fields_hash
 
 #: Metadata keys written on every chunk.
 ROOT, SOURCE, FILE_HASH, CHUNKER = "root", "source", "file_hash", "chunker"
