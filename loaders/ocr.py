@@ -33,6 +33,7 @@ from loaders.errors import LoadError
 if TYPE_CHECKING:
     from PIL import Image
     from rapidocr import RapidOCR
+    from rapidocr.utils.output import RapidOCROutput
 
 logger = logging.getLogger("loaders.ocr")
 
@@ -133,10 +134,7 @@ def recognise(image: Image.Image, ocr: RapidOCR | None = None) -> str:
         with Image.open("scan.png") as image:
             text = recognise(image)
     """
-    from rapidocr.utils.output import RapidOCROutput
-
-    result = (ocr or engine())(_prepare(image))  # given a PIL image, RapidOCR turns RGB into the BGR it expects
-    assert isinstance(result, RapidOCROutput)  # detection and recognition are on: the whole pipeline's output
+    result = _run(_prepare(image), ocr)
     if not result.txts or result.boxes is None:
         return ""
     return reading_order(result.boxes.tolist(), result.txts)
@@ -148,8 +146,8 @@ def recognise_boxes(
     """The text boxes in `image`, each ``((x0, top, x1, bottom), text)`` in `image`'s pixels, as detected; for a
     caller that lays the page out itself (loaders.pdf)."""
     prepared = _prepare(image)
-    result = (ocr or engine())(prepared)
-    if not result.txts:
+    result = _run(prepared, ocr)
+    if not result.txts or result.boxes is None:
         return []
     scale = image.width / prepared.width
     boxes = []
@@ -158,6 +156,15 @@ def recognise_boxes(
             xs, ys = [float(p[0]) * scale for p in box], [float(p[1]) * scale for p in box]
             boxes.append(((min(xs), min(ys), max(xs), max(ys)), text.strip()))
     return boxes
+
+
+def _run(image: Image.Image, ocr: RapidOCR | None) -> RapidOCROutput:
+    """RapidOCR on a prepared image (given a PIL image, it turns RGB into the BGR it expects)."""
+    from rapidocr.utils.output import RapidOCROutput
+
+    result = (ocr or engine())(image)
+    assert isinstance(result, RapidOCROutput)  # detection and recognition are on: the whole pipeline's output
+    return result
 
 
 def reading_order(boxes: Sequence[Sequence[Sequence[float]]], texts: Sequence[str]) -> str:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from langchain_core.documents import Document
 
+from loaders.errors import reason
 from loaders.options import LayoutMode
 from loaders.pdf_flow import Paragraph, Vocabulary, body_size, drop_running, footnotes_last, join, paragraphs
 from loaders.pdf_layout import Region, page_regions, reading_order, region_of
@@ -72,7 +73,7 @@ class TextLayer:
         try:
             pdf = pdfium.PdfDocument(path, password=password)
         except Exception as err:  # PDFium's own errors on a file pypdf could open
-            logger.warning("%s: layout not read (%s): plain text instead", path, _reason(err))
+            logger.warning("%s: layout not read (%s): plain text instead", path, reason(err))
             return None
         if len(pdf) != count:  # the two readers disagree on the page tree: PDFium's page n may not be pypdf's
             logger.warning(
@@ -271,7 +272,7 @@ def _tables(page: pdfium.PdfPage, path: Path, index: int) -> list[Table]:
     try:
         return page_tables(page)
     except Exception as err:  # pdfplumber's geometry on an odd drawing: the text is still there
-        logger.warning("%s: tables not read on page %d (%s): left in the text", path, index + 1, _reason(err))
+        logger.warning("%s: tables not read on page %d (%s): left in the text", path, index + 1, reason(err))
         return []
 
 
@@ -283,9 +284,3 @@ def _within(inner: Box, outer: Box) -> bool:
 def _numbers(pages: list[int]) -> str:
     shown = ", ".join(map(str, pages[:10]))
     return shown + (f" and {len(pages) - 10} more" if len(pages) > 10 else "")
-
-
-def _reason(err: Exception) -> str:
-    from loaders.errors import one_line
-
-    return one_line(str(err)) or type(err).__name__
