@@ -22,7 +22,9 @@ import sys
 import time
 from pathlib import Path
 
-SAMPLES = Path("/work/shared/samples/pdfs")
+from testbed.shared import sample_pdfs
+
+SAMPLES = sample_pdfs()
 READERS = ("off", "auto", "model", "pdfplumber", "pypdf")
 
 

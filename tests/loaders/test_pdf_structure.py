@@ -20,8 +20,9 @@ from loaders.pdf_text import Line
 from loaders.positions import BOXES, LINE_BOXES, parse_boxes
 from loaders.tables import TABLE_HEADER
 from loaders.tokens import qwen_tokenizer
+from testbed.shared import sample_pdfs
 
-SAMPLES = Path("/work/shared/samples/pdfs")
+SAMPLES = sample_pdfs()
 NICS = SAMPLES / "en_gov_table_nics-background-checks-2015-11.pdf"
 ACL = SAMPLES / "en_paper_acl2020-main-207.pdf"
 NAACL = SAMPLES / "en_paper_naacl2018-N18-3011.pdf"

@@ -10,8 +10,9 @@ import pytest
 from click.testing import CliRunner
 
 from pipelines.cli import main
+from testbed.shared import sample_pdfs
 
-NICS = Path("/work/shared/samples/pdfs/en_gov_table_nics-background-checks-2015-11.pdf")
+NICS = sample_pdfs() / "en_gov_table_nics-background-checks-2015-11.pdf"
 
 
 @pytest.mark.slow  # about 40 s: the ingest's parser worker, the embedded model and 1,000 table rows' worth
