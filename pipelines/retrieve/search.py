@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 from chromadb.api.models.Collection import Collection
+from chromadb.api.types import Include
 from langchain_core.documents import BaseDocumentCompressor, Document
 
 from pipelines.embeddings import Provider, make_embeddings
@@ -197,9 +198,10 @@ class Search:
         if not ids:
             return []
         got = self.collection.get(ids=ids, where=where, include=["documents", "metadatas"])
+        texts, metas = included(got["documents"], "documents"), included(got["metadatas"], "metadatas")
         found = {
             cid: Document(page_content=text, metadata=dict(meta), id=cid)
-            for cid, text, meta in zip(got["ids"], got["documents"], got["metadatas"], strict=True)
+            for cid, text, meta in zip(got["ids"], texts, metas, strict=True)
             if _whole(text, meta)
         }
         return [found[cid] for cid in ids if cid in found]
@@ -228,22 +230,25 @@ class Search:
     def _dense(self, query: str, k: int, s: Settings, embeddings: Provider) -> list[Document]:
         vector = self._embed_query(query, embeddings)
         fetch = max(k, s.rerank_candidates) if s.mmr else k
-        include = ["documents", "metadatas", "distances"] + (["embeddings"] if s.mmr else [])
-        found = self.collection.query(query_embeddings=[vector], n_results=fetch, where=self._where(s), include=include)
-        rows = zip(found["ids"][0], found["documents"][0], found["metadatas"][0], found["distances"][0], strict=True)
-        kept = [i for i, (_, text, meta, _) in enumerate(rows) if _whole(text, meta)]
+        include: Include = ["documents", "metadatas", "distances"]
+        if s.mmr:
+            include.append("embeddings")
+        queries: list[Sequence[float]] = [vector]  # Chroma's type: a list of any sequence of floats
+        found = self.collection.query(query_embeddings=queries, n_results=fetch, where=self._where(s), include=include)
+        ids, texts = found["ids"][0], included(found["documents"], "documents")[0]
+        metas, distances = included(found["metadatas"], "metadatas")[0], included(found["distances"], "distances")[0]
+        kept = [i for i, (text, meta) in enumerate(zip(texts, metas, strict=True)) if _whole(text, meta)]
         docs = [
             Document(
-                page_content=found["documents"][0][i],
-                metadata={**found["metadatas"][0][i], "score": round(1.0 - float(found["distances"][0][i]), 6)},
-                id=found["ids"][0][i],
+                page_content=texts[i], metadata={**metas[i], "score": round(1.0 - float(distances[i]), 6)}, id=ids[i]
             )
             for i in kept
         ]
         if s.mmr and docs:
             from langchain_core.vectorstores.utils import maximal_marginal_relevance  # only for MMR: it is slow to load
 
-            vectors = [found["embeddings"][0][i] for i in kept]
+            embedded: Sequence[Any] = included(found["embeddings"], "embeddings")
+            vectors = [list(embedded[0][i]) for i in kept]
             chosen = maximal_marginal_relevance(np.asarray(vector), vectors, lambda_mult=s.mmr_lambda, k=k)
             docs = [docs[i] for i in chosen]
         if s.min_score is not None:
