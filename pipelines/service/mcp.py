@@ -255,8 +255,8 @@ def run_stdio(settings: Settings, watch: Sequence[Path] = (), *, debug: bool = F
 def _log_plainly(level: int) -> None:
     """Over stdio, stderr is what a client shows its user as the server's log: one plain line a record, nothing
     below `level`. The level is the handler's as well as the root logger's: a library that sets its own logger's
-    level (bm25s sets DEBUG, for "Building index from tokens") is not held back by the root's. A root handler in
-    place also makes the MCP SDK's ``logging.basicConfig`` (colours, boxes, wrapped lines) a no-op."""
+    level (bm25s set DEBUG, and logged "Building index from tokens" there) is not held back by the root's. A root
+    handler in place also makes the MCP SDK's ``logging.basicConfig`` (colours, boxes, wrapped lines) a no-op."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setLevel(level)
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))

@@ -75,9 +75,9 @@ def test_a_client_starts_the_server_over_stdio_and_searches(settings: Settings) 
 
 @pytest.mark.slow
 def test_qwen_rag_mcp_writes_only_warnings_to_stderr(settings: Settings, tmp_path: Path) -> None:
-    # Without its saved BM25 index, the first hybrid search builds one: bm25s then logs "Building index from
-    # tokens" at DEBUG, on a logger it sets to DEBUG itself.
-    shutil.rmtree(settings.store / "bm25", ignore_errors=True)
+    # Without its saved lexical index, the first hybrid search builds one: the step whose library logged at DEBUG
+    # (bm25s's "Building index from tokens", on a logger it set to DEBUG itself) into the client's log window.
+    shutil.rmtree(settings.store / "lexical", ignore_errors=True)
     command = [
         "-c",
         "from pipelines.cli import main; main()",
@@ -98,7 +98,7 @@ def test_qwen_rag_mcp_writes_only_warnings_to_stderr(settings: Settings, tmp_pat
         found = anyio.run(go)
         log.seek(0)
         stderr = log.read()
-    assert not found.is_error and (settings.store / "bm25").is_dir()  # the index was built, by this search
+    assert not found.is_error and (settings.store / "lexical").is_dir()  # the index was built, by this search
     assert stderr == ""
 
 
