@@ -29,7 +29,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from benchmarks.bench_memory import _pss_mb, _tree
+from benchmarks.bench_memory import _pss_mb
+from testbed.process import descendants
 
 EDITED_WORD = "quuxfrobnicated"
 ENGLISH_SYLLABLES = ["ka", "lo", "mi", "ter", "van", "sol", "dri", "pen", "qua", "rix", "mon", "tal", "bre", "cus"]
@@ -108,7 +109,7 @@ def sampled(command: list[str]) -> tuple[float, float, str, str]:
         with subprocess.Popen(command, stdout=out, stderr=err, text=True) as process:
             peak = 0.0
             while process.poll() is None:
-                peak = max(peak, sum(_pss_mb(p) for p in _tree(process.pid)))
+                peak = max(peak, sum(_pss_mb(p) for p in (process.pid, *descendants(process.pid))))
                 time.sleep(0.1)
         seconds = time.perf_counter() - started
         out.seek(0)
