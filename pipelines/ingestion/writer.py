@@ -53,8 +53,7 @@ from pipelines.ingestion.report import IngestAborted, IngestReport
 from pipelines.ingestion.running import Running
 from pipelines.ingestion.sidecars import Sidecars
 from pipelines.retrieve import segment
-from pipelines.retrieve.lexical import LexicalIndex
-from pipelines.retrieve.lexical_sync import file_key, lexical_sync
+from pipelines.retrieve.lexical_sync import Staging, file_key, lexical_sync
 from pipelines.settings import Settings, Workers
 from pipelines.store.chroma import TASK_KEY, IndexSignature, Store, included, open_store
 from pipelines.store.records import (
@@ -334,7 +333,7 @@ class Ingest:
     def _write(
         self,
         collection: Collection,
-        index: LexicalIndex,
+        index: Staging,
         chunks: list[Chunk],
         heads: list[Chunk],
         by_key: dict[FileKey, _FileTask],
@@ -356,7 +355,7 @@ class Ingest:
             by_key[chunk.key].settled += 1
 
     def _finish(
-        self, collection: Collection, index: LexicalIndex, tasks: list[_FileTask], report: IngestReport
+        self, collection: Collection, index: Staging, tasks: list[_FileTask], report: IngestReport
     ) -> list[Chunk]:
         """Files whose other chunks are all written: drop their stale chunks and return their first chunks, with
         the chunk count, to be written next. A file is complete exactly when that first chunk is in the store (see
@@ -382,7 +381,7 @@ class Ingest:
         report.chunks_deleted += len(stale)
         return heads
 
-    def _upsert(self, collection: Collection, index: LexicalIndex, chunks: list[Chunk], report: IngestReport) -> None:
+    def _upsert(self, collection: Collection, index: Staging, chunks: list[Chunk], report: IngestReport) -> None:
         if chunks:
             for chunk in chunks:
                 index.put_terms(file_key(*chunk.key), [(chunk.id, chunk.terms)])

@@ -160,6 +160,11 @@ class LexicalIndex:
                 raise
         return self._writer
 
+    def hold(self) -> None:
+        """Take tantivy's writer now (it is otherwise taken by the first staged change): raises :class:`IndexBusy`
+        while another process holds it, before anything was written anywhere."""
+        self._staging()
+
     def put(self, file: str, chunks: Iterable[tuple[str, str]]) -> None:
         """Stage ``(chunk id, text)`` pairs of ``file``; a chunk already indexed under its id is replaced."""
         self.put_terms(file, ((chunk_id, " ".join(analyze(text))) for chunk_id, text in chunks))

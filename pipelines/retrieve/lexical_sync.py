@@ -23,9 +23,10 @@ import shutil
 import tempfile
 import threading
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Protocol
 
 from chromadb.api.models.Collection import Collection
 from chromadb.api.types import GetResult
@@ -37,7 +38,7 @@ from pipelines.store.marker import FileKey, Marker, bump, read
 from pipelines.store.paging import pages
 from pipelines.store.records import ROOT, SOURCE
 
-__all__ = ["LexicalSync", "file_key", "index_dir", "lexical_sync"]
+__all__ = ["LexicalSync", "Staging", "file_key", "index_dir", "lexical_sync"]
 
 _STATE = "synced.json"
 _FORMAT = 1
@@ -54,6 +55,27 @@ def index_dir(store: Store, collection: str) -> Path:
 def file_key(root: str, source: str) -> str:
     """How the index names a file (the unit of the collection's change log)."""
     return f"{root}\x1f{source}"
+
+
+class Staging(Protocol):
+    """What a write stages in the lexical index beside its Chroma write."""
+
+    def put_terms(self, file: str, chunks: Iterable[tuple[str, str]]) -> None: ...
+    def delete(self, ids: Iterable[str]) -> None: ...
+    def delete_file(self, file: str) -> None: ...
+
+
+class _Unindexed:
+    """Stands in for the index during a write that cannot take it (see :meth:`LexicalSync.writing`)."""
+
+    def put_terms(self, file: str, chunks: Iterable[tuple[str, str]]) -> None:
+        pass
+
+    def delete(self, ids: Iterable[str]) -> None:
+        pass
+
+    def delete_file(self, file: str) -> None:
+        pass
 
 
 class LexicalSync:
@@ -86,12 +108,23 @@ class LexicalSync:
     # -- writing -------------------------------------------------------------------------------------------
 
     @contextmanager
-    def writing(self, store: Store, collection: Collection, files: set[FileKey]) -> Iterator[LexicalIndex]:
+    def writing(self, store: Store, collection: Collection, files: set[FileKey]) -> Iterator[Staging]:
         """Around one write of chunks of ``files`` to the collection: yields the index to stage the same changes
         in; commits them and bumps the collection's marker when the block ends (see :mod:`pipelines.store.marker`
-        for the two bumps)."""
+        for the two bumps).
+
+        Another process on this machine may hold this index's writer between its own writes (two ingests into one
+        Chroma server share the cache directory's index): then the write goes to Chroma alone, the marker is bumped
+        all the same, and the next search re-indexes these files from the collection's change log."""
         with self._lock, self._exclusive():
-            index = self._catch_up(store, collection, read(store, collection.name))
+            try:
+                index = self._catch_up(store, collection, read(store, collection.name))
+                index.hold()
+            except IndexBusy:
+                bump(store, collection, files)
+                yield _Unindexed()
+                bump(store, collection, files)
+                return
             synced = self._synced
             before, intent = bump(store, collection, files)
             try:
