@@ -210,16 +210,20 @@ class Store:
     def check_readable(self) -> None:
         """Before a search of an embedded store: refuse, in one line, while another process writes to it (this
         process would see its new chunks without text or metadata: Chroma's embedded store is single-process)."""
-        if self.path is None or self.path in _writing_here:
+        if self.path is None:
             return
         lock_path = self.path / _WRITE_LOCK
-        if _held(lock_path):
-            holder = lock_path.read_text(encoding="utf-8").strip() or "another process"
+        # Asked after the probe, not before: this process's writer marks the store before it takes the lock, so a
+        # lock this process holds is always seen as its own (asked before, a write starting in between was not).
+        if _held(lock_path) and self.path not in _writing_here:
+            holder = lock_path.read_text(encoding="utf-8").strip()
             if holder == f"pid {os.getpid()}":
                 return  # this process's own ingest, through another Store object for the same directory
+            if not holder and not _held(lock_path):
+                return  # a writer that let go in between (it empties the file before it unlocks)
             raise StoreError(
-                f"{holder} is writing to {self.path}: an embedded store shows a process only its own writes, so "
-                "this search would answer empty passages; ingest and search in one process with "
+                f"{holder or 'another process'} is writing to {self.path}: an embedded store shows a process only its "
+                "own writes, so this search would answer empty passages; ingest and search in one process with "
                 "`qwen-rag serve --watch PATH` (or `mcp --watch`), or use a Chroma server (--chroma-url)"
             )
 
