@@ -54,7 +54,7 @@ class Workers(StrEnum):
 
 
 # Tuned on SciFact train, CMRC2018 trial and the Debian Reference dev splits (docs/benchmarks.md, "Hybrid fusion").
-FUSION_ALPHA = 0.4
+FUSION_ALPHA = 0.45
 COVERAGE_TAU = 0.6
 
 #: The retrieval fields a search may set for itself (per call, per request), besides ``k`` and ``task``.

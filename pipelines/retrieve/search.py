@@ -29,7 +29,7 @@ from pipelines.embeddings import Provider, make_embeddings
 from pipelines.errors import ConfigError, StoreError
 from pipelines.retrieve import filters
 from pipelines.retrieve.context import with_windows
-from pipelines.retrieve.fusion import convex_fusion, reciprocal_rank_fusion, script_agreement
+from pipelines.retrieve.fusion import DENSE_SCALE, convex_fusion, reciprocal_rank_fusion, script_agreement
 from pipelines.retrieve.lexical import LexicalHit, LexicalIndex
 from pipelines.retrieve.lexical_sync import lexical_sync
 from pipelines.retrieve.options import MAX_K, RERANK, options
@@ -134,17 +134,19 @@ class Search:
     def _hybrid(self, query: str, k: int, s: Settings, embeddings: Provider) -> list[Document]:
         pool = max(k, s.rerank_candidates)
         vector = self._embed_query(query, embeddings)
-        dense = self._dense_hits(vector, pool, s)
-        lexical = {hit.id: hit for hit in self._lexical_hits(query, pool, s)}
         if s.fusion is Fusion.RRF:
+            dense = self._dense_hits(vector, pool, s)
+            lexical = {hit.id: hit for hit in self._lexical_hits(query, pool, s)}
             fused = reciprocal_rank_fusion(
                 [list(dense), list(lexical)], weights=[s.dense_weight, s.bm25_weight], k=s.rrf_k
             )
         else:
-            # Both signals for every candidate, exactly: the cosine of those only BM25 found, the BM25 hit (if any)
-            # of those only the vectors found. The dense scale is set by the dense top `rerank_candidates`, so that
-            # the scores do not depend on how many passages a call asks for.
-            floor = list(dense.values())[: s.rerank_candidates][-1] if dense else None
+            # The dense scale runs down to the DENSE_SCALE-th passage whatever k is, so a passage's score does not
+            # depend on how many a call asks for. Then both signals for every candidate, exactly: the cosine of
+            # those only BM25 found, the BM25 hit (if any) of those only the vectors found.
+            dense = self._dense_hits(vector, max(pool, DENSE_SCALE), s)
+            lexical = {hit.id: hit for hit in self._lexical_hits(query, pool, s)}
+            floor = list(dense.values())[:DENSE_SCALE][-1] if dense else None
             dense_only = [cid for cid in dense if cid not in lexical]
             if dense_only:
                 lexical |= {

@@ -102,7 +102,7 @@ def test_hybrid_scores_lie_in_0_1_and_min_score_keeps_what_the_readme_says(
         kept = retriever.invoke(query, k=9, min_score=0.5)
         # README: --min-score 0.5 keeps exactly the passages whose fused score is at least 0.5 ...
         assert [d.id for d in kept] == [d.id for d in everything if d.metadata["score"] >= 0.5]
-        # ... the best passage by meaning scores at least the dense weight (0.4), so a threshold below it keeps it.
+        # ... the best passage by meaning scores at least the dense weight (0.45), so a threshold below it keeps it.
         best_by_meaning = max(everything, key=lambda d: d.metadata["dense_score"])
         assert best_by_meaning.metadata["score"] >= FUSION_ALPHA
         assert best_by_meaning.id in {d.id for d in retriever.invoke(query, k=9, min_score=FUSION_ALPHA)}
@@ -112,3 +112,12 @@ def test_hybrid_scores_lie_in_0_1_and_min_score_keeps_what_the_readme_says(
     # A question that shares no rare word with any passage has no passage at 0.5: dense decides its order alone.
     assert sources(samples, local, AI, k=9, min_score=0.5) == []
     assert sources(samples, local, AI, k=2, min_score=FUSION_ALPHA) == ["ml.txt"]
+
+
+def test_a_passages_score_does_not_depend_on_how_many_are_asked_for(samples: Settings, local: LocalEmbeddings) -> None:
+    """The dense scale runs to a fixed depth (fusion.DENSE_SCALE), not to k or the candidate pool."""
+    retriever = build_retriever(samples, embeddings=local)
+    for query, _ in EXPECTED:
+        one = retriever.invoke(query, k=1)[0]
+        many = {d.id: d.metadata["score"] for d in retriever.invoke(query, k=9, rerank_candidates=9)}
+        assert many[one.id] == one.metadata["score"]

@@ -1,4 +1,5 @@
-"""Reciprocal rank fusion: the formula, weights, de-duplication and a deterministic order for ties."""
+"""Fusion: convex (the default: normalised scores, coverage, script agreement) and reciprocal rank (the formula,
+weights, de-duplication and a deterministic order for ties)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,15 @@ import random
 
 import pytest
 
-from pipelines.retrieve.fusion import reciprocal_rank_fusion
+from pipelines.retrieve.fusion import (
+    COVERAGE_POWER,
+    convex_fusion,
+    han_share,
+    reciprocal_rank_fusion,
+    script_agreement,
+)
+from pipelines.retrieve.lexical import LexicalHit
+from tests.conftest import SAMPLES
 
 
 def ids(fused: list[tuple[str, float]]) -> list[str]:
@@ -86,3 +95,46 @@ def test_bad_arguments_are_refused() -> None:
         reciprocal_rank_fusion([["a"], ["b"]], weights=[1.0])
     with pytest.raises(ValueError, match="k must be"):
         reciprocal_rank_fusion([["a"]], k=-1)
+
+
+# -- convex fusion ---------------------------------------------------------------------------------------------
+
+
+def test_convex_scores_follow_the_formula_and_lie_in_0_1() -> None:
+    dense = {"a": 0.9, "b": 0.8, "c": 0.7}
+    lexical = {"b": LexicalHit("b", 4.0, coverage=0.3), "d": LexicalHit("d", 8.0, coverage=1.0)}
+    fused = dict(convex_fusion(dense, lexical, alpha=0.45, tau=0.6, dense_floor=0.6))
+    assert fused["a"] == pytest.approx(0.45 * 1.0)
+    assert fused["b"] == pytest.approx(0.45 * (0.2 / 0.3) + 0.55 * 0.5 * 0.5**COVERAGE_POWER)
+    assert fused["c"] == pytest.approx(0.45 * (0.1 / 0.3))
+    assert fused["d"] == pytest.approx(0.55)  # BM25's best, no cosine given: the least similar on the dense side
+    assert all(0.0 <= score <= 1.0 for score in fused.values())
+
+
+def test_a_stray_match_on_a_common_word_does_not_overturn_a_clear_dense_winner() -> None:
+    dense = {"answer": 0.90, "stray": 0.87, "far": 0.70}
+    lexical = {"stray": LexicalHit("stray", 3.0, coverage=0.1)}  # the only BM25 hit, on "to"
+    assert convex_fusion(dense, lexical, alpha=0.45, tau=0.6)[0][0] == "answer"
+    # The same hit holding the query's rare words wins.
+    lexical = {"stray": LexicalHit("stray", 3.0, coverage=0.8)}
+    assert convex_fusion(dense, lexical, alpha=0.45, tau=0.6)[0][0] == "stray"
+
+
+def test_script_agreement_scales_the_whole_bm25_side_even_at_full_coverage() -> None:
+    """An English query's command name quoted in a Chinese passage covers the query fully: the discount must apply
+    after the coverage's cap, or it never bites (the first round's mistake: en->zh trailed dense)."""
+    dense = {"en": 0.80, "zh": 0.75}
+    lexical = {"zh": LexicalHit("zh", 5.0, coverage=1.0)}
+    agreement = {"zh": 0.2}
+    fused = dict(convex_fusion(dense, lexical, alpha=0.45, tau=0.6, dense_floor=0.7, agreement=agreement))
+    assert fused["zh"] == pytest.approx(0.45 * 0.5 + 0.55 * 0.2)
+    assert max(fused, key=fused.__getitem__) == "en"
+
+
+def test_chinese_text_quoting_code_reads_as_chinese() -> None:
+    """Han characters against Latin *words*: the demo's binary_search.md quotes low, high and O(log n), and a
+    Chinese query keeps its full BM25 side on it (by letters it read as half English: 折半查找 scored 0.75)."""
+    passage = (SAMPLES / "binary_search.md").read_text(encoding="utf-8")
+    assert script_agreement("折半查找", passage) == 1.0
+    assert han_share("使用 UUID 访问分区") == pytest.approx(6 / 7)
+    assert script_agreement("Accessing partition using UUID", "使用 UUID 访问分区") < 0.1
