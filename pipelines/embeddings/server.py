@@ -2,7 +2,7 @@
 
 :class:`ServerEmbeddings` is LangChain's ``OpenAIEmbeddings`` set up the way SGLang needs it
 (docs/sglang.md §0, §5); :func:`probe_server` asks the server what it serves before anything is embedded;
-:func:`check_dimensions` refuses a Matryoshka width the model cannot give. The only module of qwen-rag that imports
+:func:`~pipelines.embeddings.probe.check_dimensions` refuses a Matryoshka width the model cannot give. The only module of qwen-rag that imports
 ``openai`` and ``langchain_openai`` (about a second of start-up), so the embedded default never pays for them.
 
 >>> emb = ServerEmbeddings.connect("http://127.0.0.1:30000/v1")      # doctest: +SKIP
@@ -15,12 +15,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import httpx
 import openai
 from langchain_core.runnables.config import run_in_executor
 from langchain_openai import OpenAIEmbeddings
 from pydantic import ConfigDict, PrivateAttr
 
+from pipelines.embeddings.probe import check_dimensions, probe_server
 from pipelines.embeddings.profiles import DEFAULT_TASK, Profile, profile_for
 from pipelines.errors import EmbeddingServerError
 from pipelines.settings import Settings
@@ -162,41 +162,3 @@ class ServerEmbeddings(OpenAIEmbeddings):
 
     async def aembed_query(self, text: str, **kwargs: Any) -> list[float]:
         return await run_in_executor(None, self.embed_query, text)
-
-
-def check_dimensions(profile: Profile, dimensions: int) -> None:
-    """Reject a Matryoshka dimension the model cannot give, before anything is embedded."""
-    low, high = profile.min_dimension, profile.dimension
-    if low is None:
-        raise EmbeddingServerError(f"model {profile.name} has no Matryoshka dimensions; drop --dimensions")
-    if dimensions < low or (high is not None and dimensions > high):
-        raise EmbeddingServerError(f"--dimensions must be from {low} to {high} for {profile.name}, not {dimensions}")
-
-
-def probe_server(base_url: str, api_key: str, timeout: float = 5.0) -> dict[str, Any]:
-    """Reach the server quickly: the served model, its context and whether it truncates dimensions itself.
-
-    A server that is down is reported in seconds, not after the long retry schedule of embedding requests.
-    """
-    headers = {"Authorization": f"Bearer {api_key}"}
-    try:
-        response = httpx.get(f"{base_url}/models", headers=headers, timeout=timeout)
-    except httpx.HTTPError as error:
-        raise EmbeddingServerError(f"cannot reach the embedding server at {base_url}: {error}") from error
-    if response.status_code in (401, 403):
-        raise EmbeddingServerError(f"{base_url} refused the API key (HTTP {response.status_code}); set --api-key")
-    if response.status_code != 200:
-        raise EmbeddingServerError(f"{base_url}/models answered HTTP {response.status_code}: {response.text[:200]}")
-    models = response.json().get("data") or []
-    if not models:
-        raise EmbeddingServerError(f"{base_url}/models lists no model")
-    info: dict[str, Any] = {"model": models[0]["id"], "max_model_len": models[0].get("max_model_len")}
-    # /model_info is SGLang's; other servers lack it, and then the client truncates dimensions itself.
-    root = base_url.removesuffix("/v1")
-    try:
-        model_info = httpx.get(f"{root}/model_info", headers=headers, timeout=timeout)
-        if model_info.status_code == 200:
-            info["supports_dimensions"] = bool((model_info.json().get("embedding") or {}).get("supports_dimensions"))
-    except httpx.HTTPError:
-        pass
-    return info
