@@ -1,13 +1,14 @@
 """Embedding providers: the embedded default (multilingual-e5-small), one SGLang/OpenAI-compatible server, or a
 pool of servers, all behind the :class:`Provider` protocol.
 
-Modules, one job each: ``provider`` (the protocol), ``profiles`` (how each model wants its inputs), ``server``
-(SGLang through LangChain's ``OpenAIEmbeddings``), ``pool`` (round robin over servers), ``local`` (the embedded
-default), ``e5/`` (the embedded model itself), ``counters`` (each model's token counter).
+Modules, one job each: ``provider`` (the protocol), ``profiles`` (how each model wants its inputs), ``probe`` (what a
+server serves), ``server`` (SGLang through LangChain's ``OpenAIEmbeddings``), ``deferred`` (that client, built on
+first use), ``pool`` (round robin over servers), ``local`` (the embedded default), ``e5/`` (the embedded model
+itself), ``counters`` (each model's token counter).
 
-Importing this package is cheap: :func:`make_embeddings` imports the server module (openai, langchain_openai) or
-the local one (and, on its first embedding, onnxruntime) only when it builds that provider, so the embedded path
-never loads the OpenAI client and the server path never loads onnxruntime.
+Importing this package is cheap: :func:`make_embeddings` imports the server module (openai, langchain_openai; on the
+first embedding if ``deferred``) or the local one (and, on its first embedding, onnxruntime) only when it builds that
+provider, so the embedded path never loads the OpenAI client and the server path never loads onnxruntime.
 
 >>> from pipelines.settings import Settings
 >>> provider = make_embeddings(Settings())                      # no URL: the embedded default
@@ -28,8 +29,11 @@ if TYPE_CHECKING:
 __all__ = ["EmbeddingServerError", "Provider", "make_embeddings"]
 
 
-def make_embeddings(settings: Settings) -> Provider:
-    """The configured provider: the server(s) at ``embeddings_url`` (probed now), else the embedded default."""
+def make_embeddings(settings: Settings, *, deferred: bool = False) -> Provider:
+    """The configured provider: the server(s) at ``embeddings_url`` (probed now), else the embedded default.
+
+    ``deferred``: each server's LangChain client is built on its first embedding (:mod:`pipelines.embeddings.deferred`),
+    for a process that may embed nothing, or only in a forked child."""
     urls = settings.embeddings_url
     if not urls:
         if settings.dimensions is not None:
@@ -37,9 +41,16 @@ def make_embeddings(settings: Settings) -> Provider:
         from pipelines.embeddings.local import LocalEmbeddings
 
         return LocalEmbeddings()
-    from pipelines.embeddings.server import ServerEmbeddings
+    members: list[Provider]
+    if deferred:
+        from pipelines.embeddings.deferred import DeferredServer
+        from pipelines.embeddings.probe import server_spec
 
-    members = [ServerEmbeddings.connect(url, settings) for url in urls]
+        members = [DeferredServer(server_spec(url, settings)) for url in urls]
+    else:
+        from pipelines.embeddings.server import ServerEmbeddings
+
+        members = [ServerEmbeddings.connect(url, settings) for url in urls]
     if len(members) == 1:
         return members[0]
     from pipelines.embeddings.pool import PooledEmbeddings

@@ -7,12 +7,44 @@ whether it truncates Matryoshka dimensions itself. Only ``httpx``: probing costs
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
-from pipelines.embeddings.profiles import Profile
+from pipelines.embeddings.profiles import DEFAULT_TASK, Profile, profile_for
 from pipelines.errors import EmbeddingServerError
+from pipelines.settings import Settings
+
+
+@dataclass(frozen=True)
+class ServerSpec:
+    """What a client of one server needs: where it is, the model it serves and how to ask it."""
+
+    base: str  # the URL, ending in /v1
+    model: str
+    profile: Profile
+    dimensions: int | None  # sent to the server (it truncates itself)
+    truncate_to: int | None  # applied by the client (the server cannot)
+    task: str  # the query instruction
+    settings: Settings
+
+
+def server_spec(url: str, settings: Settings) -> ServerSpec:
+    """Probe the server at ``url`` and say how to build its client (``/v1`` is added when missing)."""
+    base = url.rstrip("/")
+    if not base.endswith("/v1"):
+        base += "/v1"
+    info = probe_server(base, settings.api_key.get_secret_value())
+    model = settings.embeddings_model or info["model"]
+    profile = profile_for(model, info.get("max_model_len"))
+    truncate_to = None
+    dimensions = settings.dimensions
+    if dimensions is not None:
+        check_dimensions(profile, dimensions)
+        if not info.get("supports_dimensions"):
+            truncate_to, dimensions = dimensions, None
+    return ServerSpec(base, model, profile, dimensions, truncate_to, settings.task or DEFAULT_TASK, settings)
 
 
 def check_dimensions(profile: Profile, dimensions: int) -> None:

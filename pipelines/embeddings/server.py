@@ -1,9 +1,9 @@
 """One OpenAI-compatible ``/v1`` embedding server: SGLang serving Qwen3-Embedding (vLLM and others work too).
 
 :class:`ServerEmbeddings` is LangChain's ``OpenAIEmbeddings`` set up the way SGLang needs it
-(docs/sglang.md §0, §5); :func:`probe_server` asks the server what it serves before anything is embedded;
-:func:`~pipelines.embeddings.probe.check_dimensions` refuses a Matryoshka width the model cannot give. The only module of qwen-rag that imports
-``openai`` and ``langchain_openai`` (about a second of start-up), so the embedded default never pays for them.
+(docs/sglang.md §0, §5), built from what :mod:`pipelines.embeddings.probe` learnt of the server. The only module of
+qwen-rag that imports ``openai`` and ``langchain_openai`` (about two seconds of start-up), so the embedded default
+never pays for them, nor does a process that embeds nothing (:mod:`pipelines.embeddings.deferred`).
 
 >>> emb = ServerEmbeddings.connect("http://127.0.0.1:30000/v1")      # doctest: +SKIP
 >>> emb.is_server, emb.with_task("Retrieve Python code").task         # doctest: +SKIP
@@ -20,8 +20,8 @@ from langchain_core.runnables.config import run_in_executor
 from langchain_openai import OpenAIEmbeddings
 from pydantic import ConfigDict, PrivateAttr
 
-from pipelines.embeddings.probe import check_dimensions, probe_server
-from pipelines.embeddings.profiles import DEFAULT_TASK, Profile, profile_for
+from pipelines.embeddings.probe import ServerSpec, server_spec
+from pipelines.embeddings.profiles import DEFAULT_TASK, Profile
 from pipelines.errors import EmbeddingServerError
 from pipelines.settings import Settings
 
@@ -67,32 +67,24 @@ class ServerEmbeddings(OpenAIEmbeddings):
     @classmethod
     def connect(cls, url: str, settings: Settings | None = None) -> ServerEmbeddings:
         """Ask the server which model it serves and build the client with that model's profile."""
-        settings = settings or Settings()
-        base = url.rstrip("/")
-        if not base.endswith("/v1"):
-            base += "/v1"
-        key = settings.api_key.get_secret_value()
-        info = probe_server(base, key)
-        model = settings.embeddings_model or info["model"]
-        profile = profile_for(model, info.get("max_model_len"))
-        truncate_to = None
-        dimensions = settings.dimensions
-        if dimensions is not None:
-            check_dimensions(profile, dimensions)
-            if not info.get("supports_dimensions"):
-                truncate_to, dimensions = dimensions, None
+        return cls.from_spec(server_spec(url, settings or Settings()))
+
+    @classmethod
+    def from_spec(cls, spec: ServerSpec) -> ServerEmbeddings:
+        """The client for a probed server."""
+        settings = spec.settings
         return cls(
-            model=model,
-            openai_api_base=base,
+            model=spec.model,
+            openai_api_base=spec.base,
             openai_api_key=settings.api_key,
             check_embedding_ctx_length=False,
             chunk_size=settings.batch_size,
             request_timeout=settings.timeout,
             max_retries=settings.max_retries,
-            dimensions=dimensions,
-            profile=profile,
-            task=settings.task or DEFAULT_TASK,
-            truncate_to=truncate_to,
+            dimensions=spec.dimensions,
+            profile=spec.profile,
+            task=spec.task,
+            truncate_to=spec.truncate_to,
         )
 
     @property

@@ -97,7 +97,7 @@ class Ingest:
         progress: bool | None = None,
     ) -> None:
         self.settings = settings
-        self.embeddings = embeddings if embeddings is not None else make_embeddings(settings)
+        self.embeddings = embeddings if embeddings is not None else make_embeddings(settings, deferred=True)
         self.profile = self.embeddings.profile
         counter = counter_for(self.profile.tokenizer)
         spec = ChunkSpec(

@@ -291,7 +291,7 @@ def open_search(
     """A retriever over the configured collection; refuses a collection built with another model. Queries carry
     the task given (``settings.task``), else the one the collection was ingested with, else the model's own."""
     settings = settings or Settings()
-    embeddings = embeddings if embeddings is not None else make_embeddings(settings)
+    embeddings = embeddings if embeddings is not None else make_embeddings(settings, deferred=True)
     store = store or open_store(settings)
     found = store.existing(settings.collection)
     if found is None:
