@@ -1,11 +1,11 @@
 """What one ingest has to do: the files found under the roots, weighed against what the store holds of them.
 
-Pure but for hashing the files: from the walk's output and the store's records (:mod:`pipelines.store.records`),
-a `Plan` lists the files to (re)index, the files whose content is indexed but whose own fields (``--meta``,
-sidecars) changed, whose chunks the writer re-tags in place without reading or embedding them, counts the unchanged
-ones, and names the records of files gone from the roots, whose chunks the writer deletes. A file that merely cannot
-be read this time (the walk reports it, it cannot be hashed, or its sidecar is broken) is not gone: it keeps its
-chunks, so a passing permission problem never empties an index.
+Pure but for hashing the files (or reading their kept hashes): from the walk's output and the store's records
+(:mod:`pipelines.store.records`), a `Plan` lists the files to (re)index, the files whose content is indexed but
+whose own fields (``--meta``, sidecars) changed, whose chunks the writer re-tags in place without reading or
+embedding them, counts the unchanged ones, and names the records of files gone from the roots, whose chunks the
+writer deletes. A file that merely cannot be read this time (the walk reports it, it cannot be hashed, or its
+sidecar is broken) is not gone: it keeps its chunks, so a passing permission problem never empties an index.
 
 >>> from pathlib import Path
 >>> from loaders import walk
@@ -71,9 +71,11 @@ def plan(
     records: dict[FileKey, FileRecord],
     chunker_id: str,
     fields: Callable[[SourceFile], Fields] = lambda _: {},
+    digest: Callable[[SourceFile], str] = SourceFile.sha256,
 ) -> Plan:
-    """The plan for the walk's output ``found`` under ``roots``, given the store's ``records`` of those roots and
-    each file's ``fields`` (which raises ``ConfigError`` for a broken sidecar)."""
+    """The plan for the walk's output ``found`` under ``roots``, given the store's ``records`` of those roots,
+    each file's ``fields`` (which raises ``ConfigError`` for a broken sidecar) and its ``digest`` (its sha256, or
+    the one kept for its unchanged stat: :mod:`pipelines.ingestion.digests`)."""
     result = Plan()
     seen: set[FileKey] = set()
     for item in found:
@@ -85,7 +87,7 @@ def plan(
         result.files += 1
         try:
             own = fields(item)
-            digest = item.sha256()
+            hashed = digest(item)
         except ConfigError as error:
             result.problems.append(Problem(item.source, str(error)))
             result.unreadable += 1
@@ -95,8 +97,8 @@ def plan(
             result.unreadable += 1
             continue
         record = records.get(key)
-        job = Job(item, digest, record, own)
-        if record is None or not record.is_current(digest, chunker_id):
+        job = Job(item, hashed, record, own)
+        if record is None or not record.is_current(hashed, chunker_id):
             result.jobs.append(job)
         elif record.has_fields(own):
             result.unchanged += 1

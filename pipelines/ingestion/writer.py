@@ -36,6 +36,7 @@ from loaders.chunking import Chunker, ChunkSpec
 from pipelines.embeddings import Provider, make_embeddings
 from pipelines.embeddings.counters import counter_for
 from pipelines.errors import IngestError
+from pipelines.ingestion.digests import Digests
 from pipelines.ingestion.events import (
     Batch,
     Chunk,
@@ -56,18 +57,22 @@ from pipelines.retrieve import segment
 from pipelines.retrieve.lexical_sync import Staging, file_key, lexical_sync
 from pipelines.settings import Settings, Workers
 from pipelines.store.chroma import TASK_KEY, IndexSignature, Store, included, open_store
+from pipelines.store.heads_cache import HeadsCache
 from pipelines.store.records import (
     POSITION,
     SOURCE,
     TOTAL,
     FileRecord,
     read_files,
-    read_heads,
     read_records,
     tagged,
 )
 
 __all__ = ["WRITE_BATCH", "Ingest", "IngestAborted", "IngestReport", "ingest"]
+
+#: An ingest whose files to read weigh at most this saves Chroma's vector index after each of its few writes, so
+#: that no later process replays them (see pipelines.store.chroma.HNSW_SAVE_EVERY); about four writes of text.
+SMALL_RUN_BYTES = 4_000_000
 
 #: Chunks per Chroma write. An embedded-store upsert costs about 60 ms however small it is, so few large writes
 #: beat many small ones (measured on 2 cores, 1024 dims: 110 vectors/s in writes of 8, 300 of 32, 860 of 128).
@@ -142,7 +147,8 @@ class Ingest:
             if self.settings.task is not None:
                 # The collection remembers its query instruction, so every later query uses it by default.
                 collection.modify(metadata={**(collection.metadata or {}), TASK_KEY: self.settings.task})
-            todo = self._plan(collection, roots)
+            heads = HeadsCache(self.store, collection)
+            todo = self._plan(collection, roots, heads)
             report.files, report.unchanged, report.failed = todo.files, todo.unchanged, todo.unreadable
             report.problems.extend(todo.problems)
             self._delete_gone(collection, todo.gone, report)
@@ -154,18 +160,29 @@ class Ingest:
             finally:
                 lexical_sync(self.store, collection.name).release()
                 report.seconds = round(time.monotonic() - started, 3)
+            heads.save()  # for the next run: the files this one wrote, read back by source (see heads_cache)
         return report
 
-    def _plan(self, collection: Collection, roots: list[Path]) -> Plan:
-        """The plan from the files' first chunks, then the full records of the files to change only (see
-        :mod:`pipelines.store.records`); from every chunk's record if a crash left a partial file."""
+    def _plan(self, collection: Collection, roots: list[Path], cache: HeadsCache) -> Plan:
+        """The plan from the files' first chunks (kept between runs: :mod:`pipelines.store.heads_cache`), then the
+        full records of the files to change only (see :mod:`pipelines.store.records`); from every chunk's record if
+        a crash left a partial file. Files whose stat is unchanged keep their hash (:mod:`.digests`)."""
         names = [str(r) for r in roots]
         found = walk(roots, self.settings.include, self.settings.exclude)
         fields = Sidecars(self.settings.meta).fields
-        heads = read_heads(self.store, collection, names)
+        digests = Digests(self.store.derived_dir("records", collection.name) / "digests.json", roots)
+        heads = cache.read(names)
         if heads is None:
-            return plan(found, roots, read_records(self.store, collection, names), self.chunker_id, fields)
-        todo = plan(found, roots, heads, self.chunker_id, fields)
+            todo = plan(
+                found, roots, read_records(self.store, collection, names), self.chunker_id, fields, digests.digest
+            )
+            digests.save()
+            return todo
+        todo = plan(found, roots, heads, self.chunker_id, fields, digests.digest)
+        digests.save()
+        # Before this process's first read of the vectors, when the cache spared it one (see HNSW_SAVE_EVERY).
+        size = sum(_size(job.file.path) for job in todo.jobs)
+        self.store.save_vectors_after_each_write(collection, size <= SMALL_RUN_BYTES)
         # Files to change, re-tag or delete need every chunk's id: their full records, and theirs only.
         changing = [job.key for job in (*todo.jobs, *todo.retag) if job.record] + list(todo.gone)
         full = read_files(self.store, collection, changing)
@@ -393,6 +410,13 @@ class Ingest:
                 [c.metadata for c in chunks],
             )
             report.chunks_written += len(chunks)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0  # gone since the walk: the front reports it
 
 
 def _problem(chunk: Chunk, cause: str) -> Problem:

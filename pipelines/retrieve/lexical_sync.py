@@ -18,11 +18,9 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import re
 import shutil
 import tempfile
 import threading
-from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,12 +29,11 @@ from typing import Protocol
 from chromadb.api.models.Collection import Collection
 from chromadb.api.types import GetResult
 
-from pipelines.cache import cache_root
 from pipelines.retrieve.lexical import IndexBusy, LexicalIndex
 from pipelines.store.chroma import Store
 from pipelines.store.marker import FileKey, Marker, bump, read
 from pipelines.store.paging import pages
-from pipelines.store.records import ROOT, SOURCE
+from pipelines.store.records import ROOT, SOURCE, by_source
 
 __all__ = ["LexicalSync", "Staging", "file_key", "index_dir", "lexical_sync"]
 
@@ -46,10 +43,7 @@ _UNKNOWN = object()  # no state file, or an unreadable one: the index must be re
 
 
 def index_dir(store: Store, collection: str) -> Path:
-    if store.path is not None:
-        return store.path / "lexical" / collection
-    server = re.sub(r"[^A-Za-z0-9_.-]+", "_", store.url or "server")
-    return cache_root() / "lexical" / server / collection
+    return store.derived_dir("lexical", collection)
 
 
 def file_key(root: str, source: str) -> str:
@@ -217,22 +211,23 @@ class LexicalSync:
 
 def _reindex(store: Store, collection: Collection, index: LexicalIndex, files: set[FileKey]) -> None:
     """Stage the current chunks of ``files`` (none, for a file deleted since) in place of the indexed ones."""
-    by_root: dict[str, list[str]] = defaultdict(list)
     for root, source in files:
         index.delete_file(file_key(root, source))
-        by_root[root].append(source)
-    for root, sources in by_root.items():
-        where = {"$and": [{ROOT: root}, {SOURCE: {"$in": sorted(sources)}}]}
-        _index_chunks(index, pages(collection, include=["documents", "metadatas"], where=where, step=store.max_batch()))
+    for where in by_source(files):
+        found = pages(collection, include=["documents", "metadatas"], where=where, step=store.max_batch())
+        _index_chunks(index, found, files)
 
 
-def _index_chunks(index: LexicalIndex, found: Iterator[GetResult]) -> None:
+def _index_chunks(index: LexicalIndex, found: Iterator[GetResult], files: set[FileKey] | None = None) -> None:
+    """Stage the chunks ``found`` (of ``files`` only, if given)."""
     for page in found:
         metas = page["metadatas"] or [{}] * len(page["ids"])
         texts = page["documents"] or [""] * len(page["ids"])
         for chunk_id, text, meta in zip(page["ids"], texts, metas, strict=True):
             meta = meta or {}
-            index.put(file_key(str(meta.get(ROOT)), str(meta.get(SOURCE))), [(chunk_id, text or "")])
+            key = (str(meta.get(ROOT)), str(meta.get(SOURCE)))
+            if files is None or key in files:
+                index.put(file_key(*key), [(chunk_id, text or "")])
 
 
 _registry: dict[Path, LexicalSync] = {}

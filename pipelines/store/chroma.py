@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -25,6 +26,7 @@ from chromadb.api import ClientAPI
 from chromadb.api.models.Collection import Collection
 from chromadb.config import Settings as ChromaSettings
 
+from pipelines.cache import cache_root
 from pipelines.errors import StoreError, StoreUnavailable
 from pipelines.settings import OnMismatch, Settings
 from pipelines.store.paging import pages
@@ -84,6 +86,14 @@ class Store:
     def where(self) -> str:
         return self.url or str(self.path)
 
+    def derived_dir(self, kind: str, collection: str) -> Path:
+        """Where this machine keeps data of ``kind`` derived from ``collection`` (rebuilt from it when lost): beside
+        an embedded store (``STORE/KIND/COLLECTION``), or in the user's cache directory for a Chroma server."""
+        if self.path is not None:
+            return self.path / kind / collection
+        server = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.url or "server")
+        return cache_root() / kind / server / collection
+
     def collection_names(self) -> list[str]:
         return sorted(c.name for c in self.client.list_collections())
 
@@ -116,6 +126,18 @@ class Store:
         recorded = IndexSignature.from_metadata(created.metadata)
         guard(name, self.where, recorded, signature.model, signature.dimension, signature.query_style)
         return created
+
+    def save_vectors_after_each_write(self, collection: Collection, each: bool) -> None:
+        """Whether this process's writes save the collection's vector index after each write (``each``) or after
+        Chroma's default of 1000 records (see :data:`HNSW_SAVE_EVERY`). Effective for the process that next loads
+        the collection's index: call it before the first read or write of the process. Embedded stores only (a
+        Chroma server loads a collection once and keeps it)."""
+        if self.path is None:
+            return
+        wanted = 1 if each else HNSW_SAVE_EVERY
+        hnsw = (collection.configuration or {}).get("hnsw") or {}
+        if hnsw.get("sync_threshold") != wanted:
+            collection.modify(configuration={"hnsw": {"sync_threshold": wanted}})
 
     def max_batch(self) -> int:
         return int(self.client.get_max_batch_size())
@@ -243,6 +265,15 @@ class Store:
                 _serving_here.discard(self.path)
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
+
+#: Chroma's default ``sync_threshold``: it saves a collection's vector index (HNSW) after this many records written
+#: since the last save, and every process that opens the store replays the records written since into the index it
+#: loads, at the cost of an insert each (about 13 ms at 100k chunks of 1024 dims on the dev box: 300 pending records
+#: added 4 s to each `qwen-rag query` and ingest). A save costs a write of the whole index (0.1 s to 2 s at 100k
+#: chunks, measured in docs/benchmarks.md, "A collection that grows"), so an ingest that writes little saves after
+#: each write (:meth:`Store.save_vectors_after_each_write`) and leaves nothing to replay, while a large one keeps
+#: this default, where a save per write of 256 chunks would cost more than the replays it spares.
+HNSW_SAVE_EVERY = 1000
 
 _WRITE_LOCK, _SERVING = ".qwen-rag.lock", ".qwen-rag.serving"
 # Embedded stores this process writes to or serves: its own locks are not another process's.

@@ -119,15 +119,16 @@ def read_records(store: Store, collection: Collection, roots: Iterable[str]) -> 
     return records
 
 
-def read_heads(store: Store, collection: Collection, roots: Iterable[str]) -> Records | None:
-    """The records of the files under ``roots`` from their first chunks alone, or None when the collection holds
-    chunks outside complete files (the sum of the first chunks' counts differs from the collection's size)."""
-    wanted = set(roots)
+def read_heads(store: Store, collection: Collection, roots: Iterable[str] | None) -> Records | None:
+    """The records of the files under ``roots`` (None: every root) from their first chunks alone, or None when the
+    collection holds chunks outside complete files (the sum of the first chunks' counts differs from its size).
+    :mod:`pipelines.store.heads_cache` keeps this answer between runs."""
+    wanted = None if roots is None else set(roots)
     records: Records = {}
     chunks = 0
     for chunk, meta in store.metadatas(collection, where={POSITION: 0}):
         chunks += int(meta.get(TOTAL) or 0)
-        if str(meta.get(ROOT)) in wanted:
+        if wanted is None or str(meta.get(ROOT)) in wanted:
             record = _add(records, chunk, meta)
             record.ids.clear()
             record.head_only = True
@@ -135,14 +136,19 @@ def read_heads(store: Store, collection: Collection, roots: Iterable[str]) -> Re
 
 
 def read_files(store: Store, collection: Collection, keys: Iterable[tuple[str, str]]) -> Records:
-    """The full records of the files ``keys``: a query per root and 200 sources (each is an SQL parameter)."""
-    by_root: dict[str, list[str]] = {}
-    for root, source in sorted(set(keys)):
-        by_root.setdefault(root, []).append(source)
+    """The full records of the files ``keys``: a query per 200 sources (each is an SQL parameter)."""
+    wanted = set(keys)
     records: Records = {}
-    for root, sources in by_root.items():
-        for start in range(0, len(sources), 200):
-            where = {"$and": [{ROOT: root}, {SOURCE: {"$in": sources[start : start + 200]}}]}
-            for chunk, meta in store.metadatas(collection, where=where):
+    for where in by_source(wanted):
+        for chunk, meta in store.metadatas(collection, where=where):
+            if (str(meta.get(ROOT)), str(meta.get(SOURCE))) in wanted:
                 _add(records, chunk, meta)
     return records
+
+
+def by_source(keys: Iterable[tuple[str, str]], step: int = 200) -> list[dict[str, Any]]:
+    """Chroma filters for the chunks of the files ``keys``, ``step`` sources a filter; the caller keeps those of the
+    right root. On the source alone: Chroma answers ``{"source": {"$in": [...]}}`` from its index in 0.05 s at 100k
+    chunks, but takes 0.5 s with the root beside it in an ``$and`` (chromadb 1.5)."""
+    sources = sorted({source for _, source in keys})
+    return [{SOURCE: {"$in": sources[start : start + step]}} for start in range(0, len(sources), step)]
