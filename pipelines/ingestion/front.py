@@ -116,6 +116,12 @@ class Front:
         self.layout = layout
         self.file_timeout = file_timeout
 
+    def warm(self) -> None:
+        """Load what the first file needs before it comes: the tokenizer and the embedding client (an empty request
+        sends nothing). Called by :mod:`~pipelines.ingestion.running` while the writer still reads the store."""
+        self.chunker.counter.count("")
+        self.embeddings.embed_documents([])
+
     def run(self, jobs: list[Job], put: Callable[[Event], None], in_flight: Semaphore, stop: Flag) -> None:
         """Emit every job's events, then `End` (an error propagates instead). A batch holds a permit of
         ``in_flight`` until the writer has taken it, which bounds the memory whatever the size of the corpus."""

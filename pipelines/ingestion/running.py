@@ -3,8 +3,9 @@
 Why a process: Chroma's embedded upsert holds the GIL for its whole call (about 0.3 s for 256 chunks of 1024
 dimensions), so in one process no embedding request is sent or answered while the store writes, and a GPU server
 idles through every write. In a child the front keeps ``concurrency`` requests in flight whatever the writer does.
-The child is forked, not spawned: it inherits the loaded modules and tokenizer, where a spawned one spends 2.5 s
-importing them; so processes are for Linux.
+The child is forked, not spawned: it inherits the loaded modules, where a spawned one spends 2.5 s importing them;
+so processes are for Linux. It loads the tokenizer and builds the embedding client itself, while the writer reads
+the store (:class:`Running`).
 
 Processes of an ingest, and how each dies with it, even when the ingest is SIGKILLed:
 
@@ -36,12 +37,19 @@ from pipelines.ingestion.plan import Job
 
 
 class Running:
-    """A started front: the writer takes its events with :meth:`get` and hands back a permit per batch."""
+    """A started front: it warms up (:meth:`Front.warm`) until :meth:`start` hands it the jobs; the writer takes its
+    events with :meth:`get` and hands back a permit per batch.
 
-    def __init__(self, front: Front, jobs: list[Job], *, process: bool) -> None:
+    Started before the writer reads the records of the files to change, so that the front's warm-up (the tokenizer,
+    the embedding client's imports: about 3 s on the dev box) runs in the child while the writer waits on Chroma.
+    """
+
+    def __init__(self, front: Front, *, process: bool) -> None:
         self.process = process
+        self._started = False
         if process:
             context = multiprocessing.get_context("fork")
+            self._jobs: Any = context.SimpleQueue()
             # A Queue, not a SimpleQueue: its feeder thread buffers, so the child's request threads never wait
             # for the parent to read (it does not while Chroma writes). The permits bound that buffer.
             self._events: Any = context.Queue()
@@ -50,7 +58,7 @@ class Running:
             # Not a daemon: multiprocessing lets no daemon start processes of its own (the parser workers). Nor
             # does it need a daemon's end: close() always ends it, and it dies with the ingest (see above).
             self._worker: Any = context.Process(
-                target=_child, args=(front, jobs, self._events, self._in_flight, self._stop)
+                target=_child, args=(front, self._jobs, self._events, self._in_flight, self._stop)
             )
             # Objects the child inherits must never be collected there: a Chroma object's destructor waits on
             # runtime threads that a fork does not copy, and the child would hang (seen in the test suite).
@@ -60,13 +68,21 @@ class Running:
             finally:
                 gc.unfreeze()
         else:
+            self._jobs = queue.SimpleQueue()
             self._events = queue.SimpleQueue()
             self._in_flight = threading.Semaphore(front.concurrency * 2)
             self._stop = threading.Event()
             self._worker = threading.Thread(
-                target=_guarded, args=(front, jobs, self._events.put, self._in_flight, self._stop), daemon=True
+                target=_warm_then_run,
+                args=(front, self._jobs, self._events.put, self._in_flight, self._stop),
+                daemon=True,
             )
             self._worker.start()
+
+    def start(self, jobs: list[Job]) -> None:
+        """The jobs to run, once (with the full records the writer has read meanwhile)."""
+        self._started = True
+        self._jobs.put(jobs)
 
     def get(self) -> Event:
         """The next event; raises if the child process died without a word (killed by the OOM killer, say)."""
@@ -101,6 +117,8 @@ class Running:
 
     def close(self) -> None:
         """Stop the front and wait for it; a child that does not end in 10 s (a request hanging) is killed."""
+        if not self._started:
+            self._jobs.put(None)  # never started: it ends after its warm-up
         self._stop.set()
         deadline = time.monotonic() + 10
         while self._worker.is_alive() and time.monotonic() < deadline:
@@ -112,19 +130,24 @@ class Running:
             self._worker.join()
 
 
-def _guarded(front: Front, jobs: list[Job], put: Callable[[Event], None], in_flight: Semaphore, stop: Flag) -> None:
+def _warm_then_run(front: Front, jobs: Any, put: Callable[[Event], None], in_flight: Semaphore, stop: Flag) -> None:
+    """Warm up, then run the jobs from the ``jobs`` queue (None: there are none, end)."""
     try:
-        front.run(jobs, put, in_flight, stop)
+        front.warm()
+        todo: list[Job] | None = jobs.get()
+        if todo is None:
+            return
+        front.run(todo, put, in_flight, stop)
     except BaseException as error:  # the writer waits on these events: tell it rather than leave it hanging
         put(FrontCrashed(f"{type(error).__name__}: {error}"))
 
 
-def _child(front: Front, jobs: list[Job], events: Any, in_flight: Semaphore, stop: Flag) -> None:
+def _child(front: Front, jobs: Any, events: Any, in_flight: Semaphore, stop: Flag) -> None:
     die_with_parent()  # a SIGKILLed ingest must not leave its front running
     _own_forkserver()
     # The parent's HTTP connections were copied by the fork: this process opens its own.
     front.embeddings = front.embeddings.detached()
-    _guarded(front, jobs, events.put, in_flight, stop)
+    _warm_then_run(front, jobs, events.put, in_flight, stop)
 
 
 def _own_forkserver() -> None:

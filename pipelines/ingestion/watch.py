@@ -50,7 +50,7 @@ from pipelines.errors import QwenRagError
 from pipelines.ingestion.writer import IngestReport, ingest
 from pipelines.settings import Settings
 from pipelines.store.chroma import Store, open_store
-from pipelines.store.records import FILE_HASH, META_HASH, POSITION, ROOT, SOURCE, TOTAL
+from pipelines.store.records import FILE_HASH, META_HASH, POSITION, ROOT, SOURCE, TOTAL, by_source
 
 Events = set[tuple[watchfiles.Change, str]]
 Key = tuple[str, str]
@@ -383,14 +383,10 @@ class Ledger:
         self.files = self._read({ROOT: {"$in": self.roots}})
 
     def read(self, keys: Iterable[Key]) -> dict[Key, Indexed]:
-        by_root: dict[str, list[str]] = {}
-        for root, source in sorted(keys):
-            by_root.setdefault(root, []).append(source)
+        wanted = set(keys)
         found: dict[Key, Indexed] = {}
-        for root, sources in by_root.items():
-            for start in range(0, len(sources), _SOURCES_PER_QUERY):
-                group = sources[start : start + _SOURCES_PER_QUERY]
-                found.update(self._read({"$and": [{ROOT: root}, {SOURCE: {"$in": group}}]}))
+        for where in by_source(wanted, _SOURCES_PER_QUERY):  # by source alone: Chroma's fast filter (records.py)
+            found.update({key: indexed for key, indexed in self._read(where).items() if key in wanted})
         return found
 
     def update(self, keys: Iterable[Key], after: Mapping[Key, Indexed]) -> None:

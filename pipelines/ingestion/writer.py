@@ -149,15 +149,21 @@ class Ingest:
                 collection.modify(metadata={**(collection.metadata or {}), TASK_KEY: self.settings.task})
             heads = HeadsCache(self.store, collection)
             todo = self._plan(collection, roots, heads)
-            report.files, report.unchanged, report.failed = todo.files, todo.unchanged, todo.unreadable
-            report.problems.extend(todo.problems)
-            self._delete_gone(collection, todo.gone, report)
-            self._retag(collection, todo.retag, report)
-            if todo.jobs:
-                segment.prepare()  # the query dictionary, beside the terms the front writes into the index
+            # The front warms up (its own process when it can) while this one reads the records it needs.
+            running = Running(self._front(), process=self._use_process()) if todo.jobs else None
             try:
-                self._pipeline(collection, todo.jobs, report)
+                self._read_changing(collection, todo)
+                report.files, report.unchanged, report.failed = todo.files, todo.unchanged, todo.unreadable
+                report.problems.extend(todo.problems)
+                self._delete_gone(collection, todo.gone, report)
+                self._retag(collection, todo.retag, report)
+                if running is not None:
+                    segment.prepare()  # the query dictionary, beside the terms the front writes into the index
+                    running.start(todo.jobs)
+                    self._pipeline(collection, running, todo.jobs, report)
             finally:
+                if running is not None:
+                    running.close()
                 lexical_sync(self.store, collection.name).release()
                 report.seconds = round(time.monotonic() - started, 3)
             heads.save()  # for the next run: the files this one wrote, read back by source (see heads_cache)
@@ -183,13 +189,19 @@ class Ingest:
         # Before this process's first read of the vectors, when the cache spared it one (see HNSW_SAVE_EVERY).
         size = sum(_size(job.file.path) for job in todo.jobs)
         self.store.save_vectors_after_each_write(collection, size <= SMALL_RUN_BYTES)
-        # Files to change, re-tag or delete need every chunk's id: their full records, and theirs only.
+        return todo
+
+    def _read_changing(self, collection: Collection, todo: Plan) -> None:
+        """Files to change, re-tag or delete need every chunk's id: their full records, and theirs only (a plan
+        made from the files' first chunks holds head-only records)."""
+        known = [job.record for job in (*todo.jobs, *todo.retag)] + list(todo.gone.values())
+        if not any(record is not None and record.head_only for record in known):
+            return  # read from every chunk already (read_records), or nothing to read
         changing = [job.key for job in (*todo.jobs, *todo.retag) if job.record] + list(todo.gone)
         full = read_files(self.store, collection, changing)
         todo.jobs = [replace(job, record=full.get(job.key)) if job.record else job for job in todo.jobs]
         todo.retag = [replace(job, record=full.get(job.key)) if job.record else job for job in todo.retag]
         todo.gone = {key: full[key] for key in todo.gone if key in full}
-        return todo
 
     def _delete_gone(self, collection: Collection, gone: dict[FileKey, FileRecord], report: IngestReport) -> None:
         """Files that left the roots lose their chunks (see :mod:`pipelines.ingestion.plan`)."""
@@ -212,17 +224,20 @@ class Ingest:
             chunks = sorted(job.record.ids if job.record else ())
             ids.extend(chunks)
             metadatas.extend([metadata] * len(chunks))
-        # All files in as few writes as possible: a write per file cost more than embedding the files again.
-        self.store.update_metadata(collection, ids, metadatas)
+        if not jobs:
+            return
+        # All files in as few writes as possible: a write per file cost more than embedding the files again. Through
+        # the lexical index's write, which has nothing to change there but bumps the collection's marker: readers
+        # of the records (pipelines.store.heads_cache) learn of the new fields.
+        with lexical_sync(self.store, collection.name).writing(self.store, collection, {job.key for job in jobs}):
+            self.store.update_metadata(collection, ids, metadatas)
         report.retagged += len(jobs)
 
     # -- the staged pipeline --------------------------------------------------------------------------------
 
-    def _pipeline(self, collection: Collection, jobs: list[Job], report: IngestReport) -> None:
-        if not jobs:
-            return
+    def _front(self) -> Front:
         password = self.settings.pdf_password.get_secret_value() if self.settings.pdf_password else None
-        front = Front(
+        return Front(
             self.chunker,
             self.chunker_id,
             self.embeddings,
@@ -233,14 +248,12 @@ class Ingest:
             layout=self.settings.layout,
             file_timeout=self.settings.file_timeout,
         )
-        process = self._use_process()
-        if process:
-            self.chunker.counter.count("")  # load the tokenizer here, once: the child inherits it
+
+    def _pipeline(self, collection: Collection, running: Running, jobs: list[Job], report: IngestReport) -> None:
         # The lexical index takes each write in the same step as Chroma (see pipelines.retrieve.lexical_sync).
         lexical = lexical_sync(self.store, collection.name)
         bar = tqdm(total=len(jobs), unit="file", disable=not self.progress, desc="ingest", dynamic_ncols=True)
         by_key = {job.key: _FileTask(job) for job in jobs}
-        running = Running(front, jobs, process=process)
         gave_up: ServerGaveUp | None = None
         sent: int | None = None  # its Batch and ServerGaveUp events in all, once the front is done
         received = 0
@@ -289,7 +302,6 @@ class Ingest:
                 with lexical.writing(self.store, collection, {c.key for c in heads}) as index:
                     self._upsert(collection, index, heads, report)
         finally:
-            running.close()
             bar.close()
         if gave_up is not None:
             raise IngestAborted(

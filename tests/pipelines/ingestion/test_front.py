@@ -65,7 +65,7 @@ def test_a_reader_process_that_dies_is_reported_not_waited_for(
 ) -> None:
     corpus = write_corpus(tmp_path / "corpus", files=2, paragraphs=3)
     # The child is forked, so it runs the patched function: it dies at once without a word, as if OOM-killed.
-    monkeypatch.setattr(running, "_guarded", lambda *args: os._exit(3))
+    monkeypatch.setattr(running, "_warm_then_run", lambda *args: os._exit(3))
     started = time.monotonic()
     with pytest.raises(IngestError, match=r"reader stopped without finishing \(exit code 3\)"):
         ingest([corpus], settings(server, tmp_path / "store", Workers.PROCESS))
