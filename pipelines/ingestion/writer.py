@@ -20,6 +20,7 @@ from a root loses its chunks.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from collections.abc import Iterable, Sequence
@@ -71,7 +72,8 @@ from pipelines.store.records import (
 __all__ = ["WRITE_BATCH", "Ingest", "IngestAborted", "IngestReport", "ingest"]
 
 #: An ingest whose files to read weigh at most this saves Chroma's vector index after each of its few writes, so
-#: that no later process replays them (see pipelines.store.chroma.HNSW_SAVE_EVERY); about four writes of text.
+#: that no later process replays them (see pipelines.store.chroma.HNSW_SAVE_EVERY), about four writes of text; and
+#: its front looks its Chinese words up rather than load jieba's whole dictionary (Front's ``few``).
 SMALL_RUN_BYTES = 4_000_000
 
 #: Chunks per Chroma write. An embedded-store upsert costs about 60 ms however small it is, so few large writes
@@ -150,7 +152,8 @@ class Ingest:
             heads = HeadsCache(self.store, collection)
             todo = self._plan(collection, roots, heads)
             # The front warms up (its own process when it can) while this one reads the records it needs.
-            running = Running(self._front(), process=self._use_process()) if todo.jobs else None
+            few = _weight(todo.jobs) <= SMALL_RUN_BYTES
+            running = Running(self._front(few=few), process=self._use_process()) if todo.jobs else None
             try:
                 self._read_changing(collection, todo)
                 report.files, report.unchanged, report.failed = todo.files, todo.unchanged, todo.unreadable
@@ -187,8 +190,7 @@ class Ingest:
         todo = plan(found, roots, heads, self.chunker_id, fields, digests.digest)
         digests.save()
         # Before this process's first read of the vectors, when the cache spared it one (see HNSW_SAVE_EVERY).
-        size = sum(_size(job.file.path) for job in todo.jobs)
-        self.store.save_vectors_after_each_write(collection, size <= SMALL_RUN_BYTES)
+        self.store.save_vectors_after_each_write(collection, _weight(todo.jobs) <= SMALL_RUN_BYTES)
         return todo
 
     def _read_changing(self, collection: Collection, todo: Plan) -> None:
@@ -235,7 +237,7 @@ class Ingest:
 
     # -- the staged pipeline --------------------------------------------------------------------------------
 
-    def _front(self) -> Front:
+    def _front(self, *, few: bool) -> Front:
         password = self.settings.pdf_password.get_secret_value() if self.settings.pdf_password else None
         return Front(
             self.chunker,
@@ -247,6 +249,7 @@ class Ingest:
             ocr=self.settings.ocr,
             layout=self.settings.layout,
             file_timeout=self.settings.file_timeout,
+            few=few,
         )
 
     def _pipeline(self, collection: Collection, running: Running, jobs: list[Job], report: IngestReport) -> None:
@@ -424,11 +427,13 @@ class Ingest:
             report.chunks_written += len(chunks)
 
 
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0  # gone since the walk: the front reports it
+def _weight(jobs: list[Job]) -> int:
+    """The bytes of the files to read."""
+    total = 0
+    for job in jobs:
+        with contextlib.suppress(OSError):  # gone since the walk: the front reports it
+            total += job.file.path.stat().st_size
+    return total
 
 
 def _problem(chunk: Chunk, cause: str) -> Problem:
