@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from chromadb.api.models.Collection import Collection
 from chromadb.api.types import Include
-from langchain_core.documents import BaseDocumentCompressor, Document
+from langchain_core.documents import Document
 
 from pipelines.embeddings import Provider, make_embeddings
 from pipelines.errors import ConfigError, StoreError
@@ -39,6 +39,10 @@ from pipelines.store.chroma import Store, included, open_store
 from pipelines.store.paging import pages
 from pipelines.store.records import SOURCE
 from pipelines.store.signature import IndexSignature, guard, query_task
+
+if TYPE_CHECKING:
+    # A type only: importing it loads LangChain's callbacks and runnables (0.3 s of every CLI query's start).
+    from langchain_core.documents import BaseDocumentCompressor
 
 
 class Search:
