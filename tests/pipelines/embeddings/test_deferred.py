@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pipelines.embeddings import Provider, make_embeddings
 from pipelines.embeddings.deferred import DeferredServer
 from pipelines.embeddings.profiles import DEFAULT_TASK
 from pipelines.embeddings.server import ServerEmbeddings
+from pipelines.ingestion.writer import ingest
 from pipelines.settings import Settings
 from testbed.sglang import SGLangServer
 from tests.pipelines.embeddings.support import QWEN, SERVER_ONLY, embedding_inputs, imported_by
@@ -53,3 +56,18 @@ def test_with_task_and_detached_keep_the_spec(server: SGLangServer) -> None:
     assert tasked_after.built and tasked_after.client().task == "Retrieve Python code"
     detached = emb.detached()
     assert detached.built and detached.client().client is not emb.client().client
+
+
+def test_a_bm25_query_never_imports_the_openai_client(server: SGLangServer, tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "tea.md").write_text("Green tea is steeped at eighty degrees Celsius.", encoding="utf-8")
+    store = tmp_path / "store"
+    ingest([corpus], Settings(store=store, embeddings_url=[server.url + "/v1"]))
+    code = (
+        "from pipelines.retrieve.search import open_search\n"
+        "from pipelines.settings import Settings\n"
+        f"search = open_search(Settings(store={str(store)!r}, embeddings_url=[{server.url + '/v1'!r}], mode='bm25'))\n"
+        "assert search.search('green tea')[0].metadata['source'] == 'tea.md'\n"
+    )
+    assert imported_by(code, SERVER_ONLY) == set()

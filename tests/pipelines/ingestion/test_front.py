@@ -8,10 +8,16 @@ import time
 from pathlib import Path
 
 import pytest
+from langchain_core.documents import Document
 
+from loaders import OcrMode, SourceFile
+from loaders.chunking import Chunker, ChunkSpec
+from loaders.tokens import qwen_tokenizer
+from pipelines.embeddings.local import LocalEmbeddings
 from pipelines.errors import IngestError
 from pipelines.ingestion import running
 from pipelines.ingestion.front import Front
+from pipelines.ingestion.plan import Job
 from pipelines.ingestion.writer import ingest
 from pipelines.settings import Settings, Workers
 from testbed.embedders import HashEmbedder
@@ -83,3 +89,21 @@ def test_an_error_in_the_front_is_reported_not_waited_for(
     monkeypatch.setattr(Front, "chunks", broken)
     with pytest.raises(IngestError, match=r"^the ingest's reader failed: ValueError: a bug$"):
         ingest([corpus], settings(server, tmp_path / "store", Workers.THREADS))
+
+
+def test_a_few_files_get_the_same_terms_without_jiebas_whole_dictionary(tmp_path: Path) -> None:
+    text = "向量数据库的检索效果取决于分词。中华人民共和国的首都是北京，Qwen3模型支持 BM25 searches."
+    (tmp_path / "a.md").write_text(text, encoding="utf-8")
+    job = Job(SourceFile(root=tmp_path, path=tmp_path / "a.md"), digest="d", record=None)
+    chunker = Chunker(qwen_tokenizer(), ChunkSpec(chunk_tokens=16, overlap_tokens=0, max_tokens=512))
+
+    def terms(few: bool) -> list[str]:
+        front = Front(
+            chunker, "qwen3:16:0", LocalEmbeddings(), concurrency=1, batch_size=8, pdf_password=None,
+            ocr=OcrMode.NEVER, file_timeout=30, few=few,
+        )  # fmt: skip
+        return [chunk.terms for chunk in front.chunks(job, [Document(page_content=text, metadata={})])]
+
+    few = terms(True)
+    assert len(few) > 1 and any("北京" in t.split() for t in few)
+    assert few == terms(False)
