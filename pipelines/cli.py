@@ -235,7 +235,9 @@ def query(text: str, as_json: bool, **options: Any) -> None:
     from pipelines.retrieve.search import open_search
 
     settings = make_settings(options)
-    rows = [passage(d) for d in open_search(settings).search(text)]
+    search = open_search(settings)
+    search.embed_ahead(text)  # one process, one query: its vector is computed while Chroma loads its index
+    rows = [passage(d) for d in search.search(text)]
     if as_json:
         click.echo(json.dumps(rows, ensure_ascii=False))
         return

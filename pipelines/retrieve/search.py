@@ -26,6 +26,7 @@ from chromadb.api.types import Include
 from langchain_core.documents import Document
 
 from pipelines.embeddings import Provider, make_embeddings
+from pipelines.embeddings.ahead import ahead
 from pipelines.errors import ConfigError, StoreError
 from pipelines.retrieve import filters
 from pipelines.retrieve.context import with_windows
@@ -101,6 +102,17 @@ class Search:
             docs = list(reranker.compress_documents(docs, query))
         docs = docs[: s.k]
         return with_windows(self.collection, docs, s.window) if s.window else docs
+
+    def embed_ahead(self, query: str) -> None:
+        """For a one-shot process (the CLI's ``query``), before :meth:`search` of ``query`` with the default options:
+        its vector is computed in a forked child while this process has Chroma load the collection's index, which
+        holds the GIL (:mod:`pipelines.embeddings.ahead`). Nothing for a BM25 search."""
+        s = self.options({})
+        if s.mode is Mode.BM25:
+            return
+        embeddings = self.embeddings if s.task is None else self.embeddings.with_task(s.task)
+        self.embeddings = ahead(embeddings, query, s.task)
+        self.collection.count()  # the first read of the collection loads its index
 
     # -- lexical and fused ---------------------------------------------------------------------------------
 
