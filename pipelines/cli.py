@@ -231,12 +231,23 @@ def query(text: str, as_json: bool, **options: Any) -> None:
       qwen-rag query "binary search" --source "*.md" --json
       qwen-rag query "报销标准" --file-type pdf --page-from 3 --page-to 10
     """
+    from pipelines.embeddings import query_helper
+    from pipelines.settings import Mode
+
+    settings = make_settings(options)
+    # Before Chroma is imported: a child imports the OpenAI client meanwhile and embeds the query while Chroma
+    # loads its index (pipelines.embeddings.ahead).
+    helper = query_helper() if settings.embeddings_url and settings.mode is not Mode.BM25 else None
     from pipelines.retrieve.passages import passage, where
     from pipelines.retrieve.search import open_search
 
-    settings = make_settings(options)
-    search = open_search(settings)
-    search.embed_ahead(text)  # one process, one query: its vector is computed while Chroma loads its index
+    try:
+        search = open_search(settings)
+        if helper is not None:
+            search.embed_ahead(text, helper)
+    finally:
+        if helper is not None:
+            helper.close()
     rows = [passage(d) for d in search.search(text)]
     if as_json:
         click.echo(json.dumps(rows, ensure_ascii=False))

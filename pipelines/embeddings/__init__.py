@@ -1,10 +1,10 @@
 """Embedding providers: the embedded default (multilingual-e5-small), one SGLang/OpenAI-compatible server, or a
 pool of servers, all behind the :class:`Provider` protocol.
 
-Modules, one job each: ``provider`` (the protocol), ``profiles`` (how each model wants its inputs), ``probe`` (what a
-server serves), ``server`` (SGLang through LangChain's ``OpenAIEmbeddings``), ``deferred`` (that client, built on
-first use), ``pool`` (round robin over servers), ``local`` (the embedded default), ``e5/`` (the embedded model
-itself), ``counters`` (each model's token counter).
+Modules, one job each: ``provider`` (the protocol), ``profiles`` (how each model wants its inputs), ``probe`` (what
+a server serves), ``server`` (SGLang through LangChain's ``OpenAIEmbeddings``), ``deferred`` (that client, built on
+first use), ``ahead`` (a query embedded in a forked child), ``pool`` (round robin over servers), ``local`` (the
+embedded default), ``e5/`` (the embedded model itself), ``counters`` (each model's token counter).
 
 Importing this package is cheap: :func:`make_embeddings` imports the server module (openai, langchain_openai; on the
 first embedding if ``deferred``) or the local one (and, on its first embedding, onnxruntime) only when it builds that
@@ -24,9 +24,18 @@ from pipelines.embeddings.provider import Provider
 from pipelines.errors import EmbeddingServerError
 
 if TYPE_CHECKING:
+    from pipelines.embeddings.ahead import Helper
     from pipelines.settings import Settings
 
-__all__ = ["EmbeddingServerError", "Provider", "make_embeddings"]
+__all__ = ["EmbeddingServerError", "Provider", "make_embeddings", "query_helper"]
+
+
+def query_helper() -> Helper | None:
+    """A forked child that imports the OpenAI client now, to embed one query later while this process opens Chroma
+    (:mod:`pipelines.embeddings.ahead`); None where processes are not forked."""
+    from pipelines.embeddings.ahead import Helper
+
+    return Helper.start()
 
 
 def make_embeddings(settings: Settings, *, deferred: bool = False) -> Provider:

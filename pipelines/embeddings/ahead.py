@@ -1,17 +1,20 @@
-"""One query's vector, computed ahead in a forked child while this process does something else.
+"""One query's vector, computed in a forked child while this process does something else.
 
-Why a process: a one-shot ``qwen-rag query`` spends its start on two things, each about a second or two on the dev
-box (docs/benchmarks.md, "A collection that grows"): importing the OpenAI client to embed the query
-(``langchain_openai``, :mod:`pipelines.embeddings.deferred`), and Chroma loading the collection's vector index. Chroma's
-load holds the GIL for its whole call (measured: a Python thread ran 1% of its speed meanwhile), so only another
-process can do the first while this one does the second. The child is forked (Linux): it inherits the probed
-provider, builds its own client and connections, sends the vector back through a pipe and exits without running
-the parent's finalisers. Any failure there (the child killed, the server refusing) is left to this process: it
+Why a process: a one-shot ``qwen-rag query`` spends its start on two things, each a second or two on the dev box
+(docs/benchmarks.md, "A collection that grows"): importing the OpenAI client to embed the query (``langchain_openai``
+loads its chat models too), and importing Chroma and having it load the collection's vector index. Chroma's load
+holds the GIL for its whole call (measured: a Python thread ran at 1% of its speed meanwhile), so only another
+process can do the first while this one does the second.
+
+:class:`Helper` is that process, forked (Linux) as early as the CLI knows a vector will be needed, before Chroma is
+even imported: it imports the OpenAI client at once, then waits for the one query to embed, which the CLI sends once
+the collection has said which instruction its queries carry (:meth:`Helper.ask`). The answer comes back through a
+pipe (:class:`QueryAhead`). Any failure there (the child killed, the server refusing) is left to this process: it
 embeds the query itself, and raises what the provider raises.
 
->>> provider = ahead(make_embeddings(settings, deferred=True), "什么是人工智能？")   # doctest: +SKIP
->>> store.collection(...).count()              # Chroma loads its index meanwhile  # doctest: +SKIP
->>> provider.embed_query("什么是人工智能？")   # the child's vector                 # doctest: +SKIP
+>>> helper = Helper.start()                              # before importing Chroma            # doctest: +SKIP
+>>> provider = helper.ask(make_embeddings(settings, deferred=True), "什么是人工智能？")        # doctest: +SKIP
+>>> provider.embed_query("什么是人工智能？")              # the child's vector                  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -23,30 +26,65 @@ import sys
 from multiprocessing.connection import Connection
 from typing import Any
 
-from langchain_core.embeddings import Embeddings
-
+from pipelines.embeddings.probe import ServerSpec
 from pipelines.embeddings.profiles import Profile
 from pipelines.embeddings.provider import Provider
 
 
-class QueryAhead(Embeddings):
-    """``inner``, with the vector of ``text`` already on its way from a forked child (see the module docstring).
-    ``task``: the instruction task ``inner`` was given, if any (asked for again, it keeps the vector on its way)."""
+class Helper:
+    """A forked child that imports the OpenAI client now and embeds one query when asked (see the module doc)."""
 
-    def __init__(self, inner: Provider, text: str, task: str | None = None) -> None:
+    def __init__(self, connection: Connection, child: Any) -> None:
+        self._connection: Connection | None = connection
+        self._child = child
+
+    @classmethod
+    def start(cls) -> Helper | None:
+        """The helper, started; None where processes are not forked (not Linux)."""
+        if sys.platform != "linux":
+            return None
+        context = multiprocessing.get_context("fork")
+        mine, theirs = context.Pipe(duplex=True)
+        child = context.Process(target=_serve, args=(theirs,), daemon=True)
+        gc.freeze()  # whatever the child inherits must not be collected there
+        try:
+            child.start()
+        finally:
+            gc.unfreeze()
+        theirs.close()
+        return cls(mine, child)
+
+    def ask(self, provider: Provider, text: str, task: str | None) -> Provider:
+        """``provider`` (given the instruction ``task``, if any), with the vector of ``text`` on its way from the
+        helper; ``provider`` itself when the helper cannot embed for it (a pool, the embedded model, a client
+        already built), and the helper is let go."""
+        connection, self._connection = self._connection, None
+        spec = getattr(provider, "spec", None)
+        if connection is None or not isinstance(spec, ServerSpec) or getattr(provider, "built", True):
+            if connection is not None:
+                connection.close()
+            return provider
+        connection.send((spec, text))
+        return QueryAhead(provider, text, task, connection, self._child)
+
+    def close(self) -> None:
+        """Let the helper go unasked (it exits when the pipe closes)."""
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+
+class QueryAhead:
+    """``inner``, with the vector of ``text`` already on its way from the helper. ``task``: the instruction task
+    ``inner`` was given, if any (asked for again, it keeps the vector on its way). Used by one search of a one-shot
+    process, so not a LangChain ``Embeddings``: importing that base class alone costs 0.14 s."""
+
+    def __init__(self, inner: Provider, text: str, task: str | None, answer: Connection, child: Any) -> None:
         self.inner = inner
         self.text = text
         self.task = task
-        context = multiprocessing.get_context("fork")
-        self._answer: Connection | None
-        self._answer, sending = context.Pipe(duplex=False)
-        self._child = context.Process(target=_embed, args=(inner, text, sending), daemon=True)
-        gc.freeze()  # objects the child inherits (Chroma's among them) must not be collected there
-        try:
-            self._child.start()
-        finally:
-            gc.unfreeze()
-        sending.close()
+        self._answer: Connection | None = answer
+        self._child = child
 
     @property
     def profile(self) -> Profile:
@@ -77,7 +115,7 @@ class QueryAhead(Embeddings):
         return self.inner.embed_query(text)
 
     def _receive(self) -> list[float] | None:
-        """The child's vector, once; None if it has none (this process then embeds the query itself)."""
+        """The helper's vector, once; None if it has none (this process then embeds the query itself)."""
         answer, self._answer = self._answer, None
         assert answer is not None
         try:
@@ -90,22 +128,21 @@ class QueryAhead(Embeddings):
         return value if kind == "vector" else None
 
 
-def ahead(provider: Provider, text: str, task: str | None = None) -> Provider:
-    """``provider`` (given the instruction ``task``, if any), with the vector of the query ``text`` computed ahead
-    where that pays: a server's client, on Linux (fork). Elsewhere ``provider`` itself."""
-    if not provider.is_server or sys.platform != "linux":
-        return provider
-    return QueryAhead(provider, text, task)
-
-
-def _embed(provider: Provider, text: str, answer: Connection) -> None:
-    result: tuple[str, Any]
+def _serve(connection: Connection) -> None:
+    """The helper: import the client, wait for (spec, text), answer ("vector", floats) or ("failed", why)."""
+    result: tuple[str, Any] | None = None
     try:
-        result = ("vector", provider.detached().embed_query(text))
-    except BaseException as error:  # reported by the parent's own attempt, with its real type
+        from pipelines.embeddings.server import ServerEmbeddings  # the import this process is for
+
+        spec, text = connection.recv()
+        result = ("vector", ServerEmbeddings.from_spec(spec).embed_query(text))
+    except EOFError:
+        pass  # let go unasked
+    except BaseException as error:  # the parent's own attempt reports it, with its real type
         result = ("failed", repr(error))
     try:
-        answer.send(result)
-        answer.close()
+        if result is not None:
+            connection.send(result)
+        connection.close()
     finally:
-        os._exit(0)  # not the parent's finalisers: a Chroma object's waits on threads a fork does not copy
+        os._exit(0)  # not the parent's finalisers

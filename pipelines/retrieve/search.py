@@ -26,7 +26,6 @@ from chromadb.api.types import Include
 from langchain_core.documents import Document
 
 from pipelines.embeddings import Provider, make_embeddings
-from pipelines.embeddings.ahead import ahead
 from pipelines.errors import ConfigError, StoreError
 from pipelines.retrieve import filters
 from pipelines.retrieve.context import with_windows
@@ -44,6 +43,8 @@ from pipelines.store.signature import IndexSignature, guard, query_task
 if TYPE_CHECKING:
     # A type only: importing it loads LangChain's callbacks and runnables (0.3 s of every CLI query's start).
     from langchain_core.documents import BaseDocumentCompressor
+
+    from pipelines.embeddings.ahead import Helper
 
 
 class Search:
@@ -103,15 +104,16 @@ class Search:
         docs = docs[: s.k]
         return with_windows(self.collection, docs, s.window) if s.window else docs
 
-    def embed_ahead(self, query: str) -> None:
+    def embed_ahead(self, query: str, helper: Helper) -> None:
         """For a one-shot process (the CLI's ``query``), before :meth:`search` of ``query`` with the default options:
-        its vector is computed in a forked child while this process has Chroma load the collection's index, which
-        holds the GIL (:mod:`pipelines.embeddings.ahead`). Nothing for a BM25 search."""
+        ``helper`` embeds it while this process has Chroma load the collection's index, which holds the GIL
+        (:mod:`pipelines.embeddings.ahead`). A BM25 search needs no vector: the helper is let go."""
         s = self.options({})
         if s.mode is Mode.BM25:
+            helper.close()
             return
         embeddings = self.embeddings if s.task is None else self.embeddings.with_task(s.task)
-        self.embeddings = ahead(embeddings, query, s.task)
+        self.embeddings = helper.ask(embeddings, query, s.task)
         self.collection.count()  # the first read of the collection loads its index
 
     # -- lexical and fused ---------------------------------------------------------------------------------
