@@ -64,7 +64,11 @@ class Helper:
             if connection is not None:
                 connection.close()
             return provider
-        connection.send((spec, text))
+        try:
+            connection.send((spec, text))
+        except OSError:  # the helper is gone (killed): this process embeds the query itself
+            connection.close()
+            return provider
         return QueryAhead(provider, text, task, connection, self._child)
 
     def close(self) -> None:
