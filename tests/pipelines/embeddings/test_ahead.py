@@ -44,7 +44,8 @@ def test_the_cli_asks_once_with_the_collections_instruction(server: SGLangServer
     url = server.url + "/v1"
     ingest([corpus], Settings(store=store, embeddings_url=[url], task="Find facts about tea"))
     since = len(server.requests)
-    command = [sys.executable, "-m", "pipelines.cli", "query", "green tea", "--store", str(store), "--embeddings-url", url]
+    command = [sys.executable, "-m", "pipelines.cli", "query", "green tea", "--store", str(store)]
+    command += ["--embeddings-url", url]
     for mode in ("dense", "hybrid"):
         done = subprocess.run(
             [*command, "--mode", mode],
