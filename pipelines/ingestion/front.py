@@ -109,7 +109,8 @@ class Front:
     ) -> None:
         self.chunker = chunker
         # A few files: their Chinese words are looked up in the prepared dictionary rather than loading jieba's
-        # whole one (1.2 s on the dev box); the terms are the same (pipelines.retrieve.lexical.analyze).
+        # whole one (1.2 s on the dev box); the terms are the same (pipelines.retrieve.lexical.analyze). Set when
+        # the jobs are known (Running.start).
         self.few = few
         self.chunker_id = chunker_id
         self.embeddings = embeddings

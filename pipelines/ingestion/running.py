@@ -40,8 +40,9 @@ class Running:
     """A started front: it warms up (:meth:`Front.warm`) until :meth:`start` hands it the jobs; the writer takes its
     events with :meth:`get` and hands back a permit per batch.
 
-    Started before the writer reads the records of the files to change, so that the front's warm-up (the tokenizer,
-    the embedding client's imports: about 3 s on the dev box) runs in the child while the writer waits on Chroma.
+    Started before the writer plans, so that the front's warm-up (the tokenizer, the embedding client's imports:
+    about 3 s on the dev box) runs in the child while the writer walks the roots and waits on Chroma; a child with
+    nothing to do is killed at once.
     """
 
     def __init__(self, front: Front, *, process: bool) -> None:
@@ -79,10 +80,11 @@ class Running:
             )
             self._worker.start()
 
-    def start(self, jobs: list[Job]) -> None:
-        """The jobs to run, once (with the full records the writer has read meanwhile)."""
+    def start(self, jobs: list[Job], *, few: bool = False) -> None:
+        """The jobs to run, once (with the full records the writer has read meanwhile); ``few``: see
+        :class:`~pipelines.ingestion.front.Front`."""
         self._started = True
-        self._jobs.put(jobs)
+        self._jobs.put((jobs, few))
 
     def get(self) -> Event:
         """The next event; raises if the child process died without a word (killed by the OOM killer, say)."""
@@ -118,7 +120,12 @@ class Running:
     def close(self) -> None:
         """Stop the front and wait for it; a child that does not end in 10 s (a request hanging) is killed."""
         if not self._started:
-            self._jobs.put(None)  # never started: it ends after its warm-up
+            # Nothing to do: a child is ended now, not after its warm-up; a thread ends after it (daemon: unwaited).
+            self._jobs.put(None)
+            if self.process:
+                self._worker.kill()
+                self._worker.join()
+            return
         self._stop.set()
         deadline = time.monotonic() + 10
         while self._worker.is_alive() and time.monotonic() < deadline:
@@ -131,13 +138,14 @@ class Running:
 
 
 def _warm_then_run(front: Front, jobs: Any, put: Callable[[Event], None], in_flight: Semaphore, stop: Flag) -> None:
-    """Warm up, then run the jobs from the ``jobs`` queue (None: there are none, end)."""
+    """Warm up, then run the jobs from the ``jobs`` queue, with ``few`` (None: there are none, end)."""
     try:
         front.warm()
-        todo: list[Job] | None = jobs.get()
+        todo: tuple[list[Job], bool] | None = jobs.get()
         if todo is None:
             return
-        front.run(todo, put, in_flight, stop)
+        front.few = todo[1]
+        front.run(todo[0], put, in_flight, stop)
     except BaseException as error:  # the writer waits on these events: tell it rather than leave it hanging
         put(FrontCrashed(f"{type(error).__name__}: {error}"))
 

@@ -149,24 +149,23 @@ class Ingest:
             if self.settings.task is not None:
                 # The collection remembers its query instruction, so every later query uses it by default.
                 collection.modify(metadata={**(collection.metadata or {}), TASK_KEY: self.settings.task})
+            # The front warms up (in its own process when it can) while this one plans and reads the records it
+            # needs; it is let go at once if there is nothing to read.
+            running = Running(self._front(), process=self._use_process())
             heads = HeadsCache(self.store, collection)
-            todo = self._plan(collection, roots, heads)
-            # The front warms up (its own process when it can) while this one reads the records it needs.
-            few = _weight(todo.jobs) <= SMALL_RUN_BYTES
-            running = Running(self._front(few=few), process=self._use_process()) if todo.jobs else None
             try:
+                todo = self._plan(collection, roots, heads)
                 self._read_changing(collection, todo)
                 report.files, report.unchanged, report.failed = todo.files, todo.unchanged, todo.unreadable
                 report.problems.extend(todo.problems)
                 self._delete_gone(collection, todo.gone, report)
                 self._retag(collection, todo.retag, report)
-                if running is not None:
+                if todo.jobs:
                     segment.prepare()  # the query dictionary, beside the terms the front writes into the index
-                    running.start(todo.jobs)
+                    running.start(todo.jobs, few=_weight(todo.jobs) <= SMALL_RUN_BYTES)
                     self._pipeline(collection, running, todo.jobs, report)
             finally:
-                if running is not None:
-                    running.close()
+                running.close()
                 lexical_sync(self.store, collection.name).release()
                 report.seconds = round(time.monotonic() - started, 3)
             heads.save()  # for the next run: the files this one wrote, read back by source (see heads_cache)
@@ -237,7 +236,7 @@ class Ingest:
 
     # -- the staged pipeline --------------------------------------------------------------------------------
 
-    def _front(self, *, few: bool) -> Front:
+    def _front(self) -> Front:
         password = self.settings.pdf_password.get_secret_value() if self.settings.pdf_password else None
         return Front(
             self.chunker,
@@ -249,7 +248,6 @@ class Ingest:
             ocr=self.settings.ocr,
             layout=self.settings.layout,
             file_timeout=self.settings.file_timeout,
-            few=few,
         )
 
     def _pipeline(self, collection: Collection, running: Running, jobs: list[Job], report: IngestReport) -> None:
