@@ -11,6 +11,12 @@ English words and 3,000 Chinese words, so postings lists are as skewed as a real
 
     nice python -m benchmarks.bench_scale              # about 15 minutes on 2 busy cores
     python -m benchmarks.bench_scale --files 200      # a quick look
+
+``--again`` measures issue 17's wall-time targets again on a store kept by ``--keep DIR``, without building it:
+``--rounds`` one-file edits re-ingested, one unchanged re-ingest, then ``--rounds`` rounds of Chroma alone and a CLI
+query per mode, each with the load average at its start and the CPU of its processes (the machine is shared):
+
+    python -m benchmarks.bench_scale --keep /tmp/lex/s4000 --again --rounds 3
 """
 
 from __future__ import annotations
@@ -130,7 +136,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=4000)
     parser.add_argument("--keep", type=Path, help="Build here and keep it (default: a temporary directory).")
+    parser.add_argument("--again", action="store_true", help="Measure the targets again on the store kept in --keep.")
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
+    if args.again:
+        if args.keep is None:
+            parser.error("--again needs --keep DIR (a store an earlier run kept)")
+        again(args.keep, args.rounds)
+        return
     work = args.keep or Path(tempfile.mkdtemp(prefix="qwen-rag-scale-"))
     python = sys.executable
     from testbed.process import sglang_process
@@ -195,6 +208,55 @@ def main() -> None:
     finally:
         if args.keep is None:
             shutil.rmtree(work, ignore_errors=True)
+
+
+def again(work: Path, rounds: int) -> None:
+    """Issue 17's wall-time targets on a kept store (see the module docstring)."""
+    import os
+    import resource
+
+    from testbed.process import sglang_process
+
+    def measured(command: list[str]) -> tuple[float, float, float, float, str]:
+        """Wall seconds, CPU seconds of the process and its children, peak PSS (MB), load average, stdout."""
+        load = os.getloadavg()[0]
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        peak, seconds, out, _ = sampled(command)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+        return seconds, cpu, peak, load, out
+
+    corpus, store, python = work / "corpus", work / "store", sys.executable
+    files = sorted(corpus.iterdir())
+    with sglang_process(1024) as url:
+        common = ["--store", str(store), "--embeddings-url", url]
+        ingest = [python, "-m", "pipelines.cli", "ingest", str(corpus), *common, "--json"]
+        stamp = time.strftime("%H%M%S")
+        for round_ in range(rounds):
+            edited = files[(len(files) // 3 + round_ * 7) % len(files)]
+            text = edited.read_text(encoding="utf-8")
+            cut = text.index("\n\n", len(text) // 2)
+            marker = f"{EDITED_WORD}{stamp}x{round_}"
+            edited.write_text(text[:cut] + f"\n\nAnother paragraph about {marker}." + text[cut:], encoding="utf-8")
+            time.sleep(2.5)  # a save, then the ingest: past the window in which a hash is not kept (digests.py)
+            seconds, cpu, peak, load, out = measured(ingest)
+            report = json.loads(out)
+            print(
+                f"one file edited, ingest again: {seconds:.2f} s (CPU {cpu:.2f} s), {peak / 1024:.2f} GB, "
+                f"load {load:.2f}"
+                f" ({report['chunks_written']} chunks written, {report['chunks_reused']} vectors reused)",
+                flush=True,
+            )
+        seconds, cpu, peak, load, out = measured(ingest)
+        print(f"unchanged, ingest again: {seconds:.2f} s (CPU {cpu:.2f} s), {peak / 1024:.2f} GB, load {load:.2f}")
+        query = [python, "-m", "pipelines.cli", "query", *common, "-k", "5", f"{EDITED_WORD}{stamp}x0"]
+        for _ in range(rounds):
+            load = os.getloadavg()[0]
+            row = [f"chroma open {chroma_open(python, store):.2f} s (load {load:.2f})"]
+            for mode in ("bm25", "hybrid", "dense"):
+                seconds, cpu, peak, load, out = measured([*query, "--mode", mode])
+                row.append(f"{mode} {seconds:.2f} s (CPU {cpu:.2f} s, {peak / 1024:.2f} GB, load {load:.2f})")
+            print("; ".join(row), flush=True)
 
 
 def ingest_run(command: list[str]) -> tuple[float, float, dict[str, Any], float]:
