@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+from pypdf import PdfWriter
 
 from pipelines.embeddings.local import LocalEmbeddings
 from pipelines.ingestion.writer import ingest
@@ -28,7 +29,11 @@ def local() -> LocalEmbeddings:
 def indexed(tmp_path_factory: pytest.TempPathFactory, local: LocalEmbeddings, pdfs: Path) -> Settings:
     corpus = tmp_path_factory.mktemp("modes") / "corpus"
     shutil.copytree(SAMPLES, corpus)
-    shutil.copy(pdfs / "en_paper_acl2020-main-207.pdf", corpus / "paper.pdf")
+    # The paper's first four pages: the page filter needs pages on both sides of 2-3, and each page more is embedded
+    # on the CPU (all thirteen made this the slowest setup of `make test-fast`).
+    paper = PdfWriter()
+    paper.append(pdfs / "en_paper_acl2020-main-207.pdf", pages=(0, 4))
+    paper.write(corpus / "paper.pdf")
     settings = Settings(store=corpus.parent / "store", k=3, mode="dense")  # each test names the mode it is about
     ingest([corpus], settings, embeddings=local)
     return settings
