@@ -11,7 +11,6 @@ tantivy (what LexicalIndex does), ``term OR term ...`` ranked by ``bm25()`` for 
 from __future__ import annotations
 
 import argparse
-import os
 import sqlite3
 import tempfile
 import time
@@ -21,6 +20,7 @@ from pathlib import Path
 from pipelines.evaluate.beir import BeirDataset, load_beir
 from pipelines.evaluate.metrics import evaluate_run
 from pipelines.retrieve.lexical import LexicalIndex, analyze
+from testbed.shared import shared_dir
 
 Run = dict[str, list[str]]
 
@@ -61,8 +61,7 @@ def fts5_run(data: BeirDataset) -> tuple[Run, float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    default_root = Path(os.environ.get("QWEN_RAG_SHARED", Path(__file__).resolve().parents[1].parent / "shared"))
-    parser.add_argument("--eval-dir", type=Path, default=default_root / "eval", help="holds scifact/ and cmrc2018/")
+    parser.add_argument("--eval-dir", type=Path, default=shared_dir() / "eval", help="holds scifact/ and cmrc2018/")
     args = parser.parse_args()
     analyze("预热")  # jieba's dictionary loads before any timing
     engines: dict[str, Callable[[BeirDataset], tuple[Run, float, float]]] = {"tantivy": tantivy_run, "fts5": fts5_run}
