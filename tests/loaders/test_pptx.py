@@ -212,6 +212,7 @@ def test_refused_with_one_line(tmp_path: Path, case: str) -> None:
     assert re.fullmatch(pattern, str(info.value)), str(info.value)
 
 
+@pytest.mark.slow
 def test_zip_bomb_is_refused_before_inflating(tmp_path: Path) -> None:
     assert_bomb_refused(tmp_path / "bomb.pptx", "ppt/slides/slide1.xml", load)
 

@@ -113,6 +113,7 @@ def test_synthetic_and_fuzzed_ids_equal_reference(reference: tokenizers.Tokenize
     _assert_same_ids(SYNTHETIC + TRICKY + _fuzz(50_000, seed=7), reference)
 
 
+@pytest.mark.slow
 def test_every_code_point_ids_equal_reference(reference: tokenizers.Tokenizer) -> None:
     _assert_same_ids(_every_code_point(), reference)
 

@@ -124,14 +124,14 @@ library.warning("a warning")
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("debug", "expected"),
     [
         ([], ["WARNING a_library: a warning"]),
-        pytest.param(
+        (
             ["--debug"],
             ["DEBUG a_library: a debug line", "INFO a_library: an info line", "WARNING a_library: a warning"],
-            marks=pytest.mark.slow,  # a second process start; the inner loop keeps the case the issue is about
         ),
     ],
 )

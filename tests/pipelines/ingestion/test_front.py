@@ -55,6 +55,7 @@ def test_threads_and_a_process_build_the_same_store(tmp_path: Path, server: SGLa
     assert Snapshot(tmp_path / "process") == Snapshot(tmp_path / "threads")
 
 
+@pytest.mark.slow
 def test_an_edited_file_reuses_its_stored_vectors_in_a_process(tmp_path: Path, server: SGLangServer) -> None:
     corpus = write_corpus(tmp_path / "corpus", files=3, paragraphs=8, seed=4)
     store = tmp_path / "store"

@@ -201,6 +201,7 @@ def test_ingest_command_takes_meta(tree: Path, tmp_path: Path, server: SGLangSer
     assert refused.stderr == "error: meta: 'chunk' is qwen-rag's own metadata; choose another name\n"
 
 
+@pytest.mark.slow
 def test_dropping_a_title_override_brings_the_documents_own_back_unembedded(
     tmp_path: Path, server: SGLangServer
 ) -> None:

@@ -60,6 +60,7 @@ def test_english_stemming_conflates_inflections() -> None:
     assert analyze("Studies") == analyze("study")
 
 
+@pytest.mark.slow
 def test_jieba_loads_lazily_once_and_quietly(tmp_path: Path) -> None:
     script = (
         "import sys\n"
