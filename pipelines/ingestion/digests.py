@@ -15,7 +15,8 @@ unseen until the file changes again; ``qwen-rag ingest --full`` re-reads everyth
 
 The hashes live beside the store's other derived data (:meth:`pipelines.store.chroma.Store.derived_dir`), written
 atomically after each run; a missing or damaged file means hashing everything once. Entries of files under other
-roots are kept; those of this run's roots are replaced by what this run saw, so a deleted file's entry goes.
+roots are kept; those of this run's roots are replaced by what this run saw, so a deleted file's entry goes. A run
+restricted to some files (``only``: a watch's sync) replaces the entries of those files alone.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import json
 import os
 import tempfile
 import time
+from collections.abc import Collection
 from pathlib import Path
 
 from loaders import SourceFile
@@ -39,16 +41,17 @@ _Entry = tuple[int, int, int, int, str]  # size, mtime_ns, ctime_ns, inode, sha2
 class Digests:
     """The hashes of one collection's files as last computed on this machine; :meth:`digest` is the plan's hasher."""
 
-    def __init__(self, path: Path, roots: list[Path]) -> None:
+    def __init__(self, path: Path, roots: list[Path], only: Collection[tuple[str, str]] | None = None) -> None:
         self.path = path
         self.roots = {str(root) for root in roots}
+        self.only = None if only is None else {_key(root, source) for root, source in only}
         self._known = self._load()
         self._seen: dict[str, _Entry] = {}
         self.hashed = 0  # files read and hashed this run (the others kept their hash)
 
     def digest(self, item: SourceFile) -> str:
         """``item``'s sha256: the kept one if its stat is unchanged, else computed now (raises OSError)."""
-        key = f"{item.root}\x1f{item.source}"
+        key = _key(str(item.root), item.source)
         info = os.stat(item.path)  # before reading: a change during the read shows as a new stat next time
         stat = (info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino)
         known = self._known.get(key)
@@ -63,7 +66,7 @@ class Digests:
 
     def save(self) -> None:
         """Keep this run's hashes (and other roots' entries) for the next run."""
-        kept = {key: entry for key, entry in self._known.items() if key.split("\x1f", 1)[0] not in self.roots}
+        kept = {key: entry for key, entry in self._known.items() if not self._covers(key)}
         kept.update(self._seen)
         with contextlib.suppress(OSError):  # a cache that cannot be written costs the next run its hashing
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -71,6 +74,10 @@ class Digests:
             with os.fdopen(handle, "w", encoding="utf-8") as out:
                 json.dump({"format": _FORMAT, "files": kept}, out, ensure_ascii=False)
             os.replace(staging, self.path)
+
+    def _covers(self, key: str) -> bool:
+        """Whether this run saw all there is of ``key``'s file (its entry is then replaced or dropped)."""
+        return key in self.only if self.only is not None else key.split("\x1f", 1)[0] in self.roots
 
     def _load(self) -> dict[str, _Entry]:
         try:
@@ -83,3 +90,7 @@ class Digests:
             }
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return {}
+
+
+def _key(root: str, source: str) -> str:
+    return f"{root}\x1f{source}"

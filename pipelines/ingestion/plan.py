@@ -63,6 +63,7 @@ class Plan:
     unreadable: int = 0  # files found that could not be hashed, or whose sidecar is broken: they count as failed
     gone: dict[FileKey, FileRecord] = field(default_factory=dict)  # files no longer under the roots
     problems: list[Problem] = field(default_factory=list)  # the walk's, and the files that could not be hashed
+    restricted: bool = False  # made for some files of the roots only (a watch's sync): the counts are theirs
 
 
 def plan(

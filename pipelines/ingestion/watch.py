@@ -2,16 +2,24 @@
 
 What: :func:`watch` runs an ordinary incremental ingest of the roots first (so a watch restarted after a kill
 converges, as any ingest does), then waits for file-system events (``watchfiles``: Rust's notify, recursive) and,
-for each burst once it settles, runs the same incremental ingest of the roots again and says what changed, one line
-per file: ``added notes/a.md (3 chunks)``, ``updated b.md (1 chunk)``, ``deleted c.md``, ``skipped d.pdf: cause``.
-A rename is a ``deleted`` and an ``added``.
+for each burst once it settles, ingests the files the burst named and says what changed, one line per file:
+``added notes/a.md (3 chunks)``, ``updated b.md (1 chunk)``, ``deleted c.md``, ``skipped d.pdf: cause``. A rename
+is a ``deleted`` and an ``added``.
 
-Why an ingest of the roots per burst, not of the changed files alone: records and chunk ids are keyed by (root,
-source), so only an ingest of the roots indexes a file as a clean ingest would, drops the chunks of a file that left
-(renames included) and keeps the crash-safety of a normal ingest. The walk + records check makes unchanged files
-cheap: a no-op sync took 0.035 s for data/samples, 0.15 s for 1,000 files and 2.6 s for 10,000 (2 busy cores; about
-half reading the records, a quarter the walk, the rest hashing, which grows with the bytes). Far larger folders would
-want an ingest restricted to the changed sources of a root, which the writer does not offer.
+Why an ingest restricted to the burst's files (``ingest(..., only=keys)``, :meth:`Ingest.run
+<pipelines.ingestion.writer.Ingest.run>`): records and chunk ids are keyed by (root, source), and the events name
+exactly those keys (:func:`candidates`: a folder stands for the files under it, on disk and in the store), so the
+restricted ingest walks, hashes and reads the records of those files alone, with the walk's rules and the sidecars
+as a whole ingest applies them, and drops the chunks of those that left. A sync costs the change, not the folder:
+an ingest of the whole roots walks and stats every file and reads every file's first chunk (0.15 s for 1,000 files,
+2.6 s for 10,000 on 2 busy cores; docs/benchmarks.md has the figures for one edited file).
+
+When the events cannot tell which files changed, the sync ingests the whole roots, as the first ingest does
+(:func:`needs_whole`): an event on a root itself (deleted, moved away, replaced), and a burst of more than
+:data:`WHOLE_SYNC_PLACES` places. The second covers a lost event: watchfiles drops notify's "rescan" notice (an
+inotify queue overflow has no path), but the queue holds 16,384 events, so an overflow comes with thousands of
+places already in the burst. A file reached through a symlink also makes the ingest walk its whole root
+(:func:`loaders.walk.walk_sources`).
 
 Why the lines come from the store rather than the report: the report counts files but names none. The events name
 the candidates (a folder moved in or out stands for the files under it); their chunks are read before and after the
@@ -65,6 +73,9 @@ LONGEST_BURST = 10
 RETRY_SECONDS = 30.0
 #: How often the loop wakes when nothing happens, to see whether a burst has settled.
 _TICK_MS = 200
+#: A burst naming more places than this is synced by an ingest of the whole roots: events may have been lost (see
+#: the module docstring), and so many files cost about as much either way.
+WHOLE_SYNC_PLACES = 1000
 #: Sources per store query: Chroma turns each into an SQL parameter.
 _SOURCES_PER_QUERY = 200
 
@@ -101,7 +112,8 @@ def watch(
     try:
         for raw in _started(events, lambda: session.start(full=full)):
             now = time.monotonic()
-            burst.add(session.relevant(path for _change, path in raw), now)
+            paths = [str(path) for _change, path in raw]
+            burst.add(session.relevant(paths), now, whole=needs_whole(paths, roots))
             if burst.due(now):
                 session.sync(burst)
     except KeyboardInterrupt:
@@ -155,39 +167,43 @@ class Burst:
     >>> burst.add({("/r", "a.md"), ("/r", "b.md")}, now=0.5)
     >>> burst.due(now=1.2), burst.due(now=1.5)
     (False, True)
-    >>> sorted(burst.take()), burst.due(now=99.0)
-    ([('/r', 'a.md'), ('/r', 'b.md')], False)
+    >>> burst.take(), burst.due(now=99.0)
+    (({('/r', 'a.md'), ('/r', 'b.md')}, False), False)
     """
 
     quiet: float
     longest: float
     places: set[Key] = field(default_factory=set)
+    whole: bool = False  # the events cannot tell which files changed: sync the whole roots
     first: float = 0.0  # when the burst began
     last: float = 0.0  # when it last grew
     not_before: float = 0.0  # a failed sync's retry time
 
-    def add(self, places: Iterable[Key], now: float) -> None:
+    def add(self, places: Iterable[Key], now: float, *, whole: bool = False) -> None:
         places = set(places)
-        if not places:
+        if not places and not whole:
             return  # an empty tick, or only noise
-        if not self.places:
+        if not self.places and not self.whole:
             self.first = now
         # The same file written again counts too: a copy under way is not settled.
         self.places |= places
+        self.whole = self.whole or whole or len(self.places) > WHOLE_SYNC_PLACES
         self.last = now
 
     def due(self, now: float) -> bool:
-        if not self.places or now < self.not_before:
+        if not (self.places or self.whole) or now < self.not_before:
             return False
         return now - self.last >= self.quiet or now - self.first >= self.longest
 
-    def take(self) -> set[Key]:
-        places, self.places = self.places, set()
-        return places
+    def take(self) -> tuple[set[Key], bool]:
+        """The places gathered, and whether the whole roots are to be synced; the burst starts again empty."""
+        places, whole = self.places, self.whole
+        self.places, self.whole = set(), False
+        return places, whole
 
-    def retry(self, places: Iterable[Key], now: float, delay: float) -> None:
+    def retry(self, places: Iterable[Key], now: float, delay: float, *, whole: bool = False) -> None:
         """Put back the places of a failed sync, not to be synced again for ``delay`` seconds."""
-        self.add(places, now)
+        self.add(places, now, whole=whole)
         self.not_before = now + delay
 
 
@@ -237,6 +253,18 @@ class Roots:
             if not any(part.startswith(".") for part in relative.parts):
                 found.append((str(root), relative.as_posix()))
         return found
+
+
+def needs_whole(paths: Iterable[str], roots: Roots) -> bool:
+    """Whether an event is on a folder root itself (deleted, moved away or back, replaced): which of its files
+    changed, the events do not tell.
+
+    >>> roots = Roots((Path("/r"), Path("/s/a.md")), frozenset({Path("/s/a.md")}))
+    >>> needs_whole(["/r/a.md", "/s/a.md"], roots), needs_whole(["/r"], roots)
+    (False, True)
+    """
+    folders = set(roots.paths) - roots.files
+    return any(Path(path) in folders for path in paths)
 
 
 def loadable(source: str) -> bool:
@@ -368,7 +396,7 @@ def problem_lines(problems: Sequence[Problem], touched: Collection[str], shown: 
 class Ledger:
     """What the store holds per file of the roots, as of the last sync: what the next sync's lines compare with.
 
-    Read whole once after the first ingest; afterwards only the candidates of each burst are read again, so a
+    Read whole after the first ingest (and a whole sync); afterwards only the candidates of each burst are read, so a
     sync's lines cost a query per 200 changed files, not a read of the collection. A file changed during a sync
     but announced by the next burst is still compared with its state before, so its line is not lost.
     """
@@ -380,6 +408,7 @@ class Ledger:
         self.files: dict[Key, Indexed] = {}
 
     def load(self) -> None:
+        """Read whole: after the first ingest, and after a sync of the whole roots."""
         self.files = self._read({ROOT: {"$in": self.roots}})
 
     def read(self, keys: Iterable[Key]) -> dict[Key, Indexed]:
@@ -427,28 +456,37 @@ class _Session:
         return relevant(paths, self.roots, is_folder=os.path.isdir, indexed=self.ledger.files)
 
     def sync(self, burst: Burst) -> None:
-        places = burst.take()
+        places, whole = burst.take()
         keys = candidates(places, files_under=self._files_under, indexed=self.ledger.files)
-        if not keys:
+        if not keys and not whole:
             return  # an empty folder appeared, say: nothing to index
+        touched = {key[1] for key in keys}
+        before = self.ledger.files
         try:
-            report = self._ingest(full=False)
-            after = self.ledger.read(keys)
+            if whole:
+                report = self._ingest(full=False)
+                self.ledger.load()
+                after, keys = self.ledger.files, set(before) | set(self.ledger.files)
+            else:
+                report = self._ingest(full=False, only=keys)
+                after = self.ledger.read(keys)
         except QwenRagError as error:
             # Usually temporary: the server restarts, a manual ingest holds the store. What was written stays; the
             # retry's ingest finishes it, and its lines still compare with the state before this attempt.
             self.say(f"sync failed: {error}; retrying in {RETRY_SECONDS:.0f} s")
-            burst.retry(places, time.monotonic(), RETRY_SECONDS)
+            burst.retry(places, time.monotonic(), RETRY_SECONDS, whole=whole)
             return
-        for line in changes(keys, self.ledger.files, after, report.problems):
+        for line in changes(keys, before, after, report.problems):
             self.say(line)
-        for line in problem_lines(report.problems, {key[1] for key in keys}, self.shown):
+        for line in problem_lines(report.problems, touched, self.shown):
             self.say(line)
-        self.shown = set(report.problems)
+        # A restricted sync reports the problems of its files alone: the others still stand.
+        kept = set() if whole else {p for p in self.shown if p.source not in touched}
+        self.shown = kept | set(report.problems)
         self.ledger.update(keys, after)
 
-    def _ingest(self, *, full: bool) -> IngestReport:
-        return ingest(self.roots.paths, self.settings, full=full, progress=False)
+    def _ingest(self, *, full: bool, only: set[Key] | None = None) -> IngestReport:
+        return ingest(self.roots.paths, self.settings, full=full, progress=False, only=only)
 
     def _files_under(self, place: Key) -> list[str]:
         """Sources of the loadable files inside ``place`` if it is a folder (hidden folders are not entered)."""

@@ -32,8 +32,9 @@ import numpy as np
 from chromadb.api.models.Collection import Collection
 from tqdm import tqdm
 
-from loaders import Problem, walk
+from loaders import Problem, SourceFile, walk
 from loaders.chunking import Chunker, ChunkSpec
+from loaders.walk import walk_sources
 from pipelines.embeddings import Provider, make_embeddings
 from pipelines.embeddings.counters import counter_for
 from pipelines.errors import IngestError
@@ -136,7 +137,19 @@ class Ingest:
             dimension = len(self.embeddings.embed_documents(["dimension probe"])[0])
         return IndexSignature(model=model, dimension=dimension, query_style=style)
 
-    def run(self, paths: Sequence[str | Path], *, full: bool = False) -> IngestReport:
+    def run(
+        self, paths: Sequence[str | Path], *, full: bool = False, only: Iterable[FileKey] | None = None
+    ) -> IngestReport:
+        """Bring the collection in line with the files under ``paths``; ``full`` rebuilds it.
+
+        ``only`` restricts the run to these files, ``(root, source)`` as the chunks name them (a watch's sync, from
+        the events it saw): those on disk are walked, planned and indexed as a whole run would (the walk's rules,
+        sidecars), those gone lose their chunks, and only their records are read; nothing else under the roots is
+        listed, hashed or read. The report then counts those files alone. A file reached through a symlink needs
+        the walk of its whole root (:func:`loaders.walk.walk_sources`): then the run is a whole one.
+        """
+        if full and only is not None:
+            raise ValueError("a full ingest rebuilds the whole collection: it takes no 'only'")
         started = time.monotonic()
         report = IngestReport(collection=self.settings.collection)
         roots = [Path(p).expanduser().resolve() for p in paths]
@@ -154,7 +167,7 @@ class Ingest:
             running = Running(self._front(), process=self._use_process())
             heads = HeadsCache(self.store, collection)
             try:
-                todo = self._plan(collection, roots, heads)
+                todo = self._plan(collection, roots, heads, None if only is None else set(only))
                 self._read_changing(collection, todo)
                 report.files, report.unchanged, report.failed = todo.files, todo.unchanged, todo.unreadable
                 report.problems.extend(todo.problems)
@@ -168,13 +181,19 @@ class Ingest:
                 running.close()
                 lexical_sync(self.store, collection.name).release()
                 report.seconds = round(time.monotonic() - started, 3)
-            heads.save()  # for the next run: the files this one wrote, read back by source (see heads_cache)
+            if not todo.restricted:
+                # For the next run: the files this one wrote, read back by source (see heads_cache). A restricted
+                # run leaves it: the next whole run catches up from the collection's change log.
+                heads.save()
         return report
 
-    def _plan(self, collection: Collection, roots: list[Path], cache: HeadsCache) -> Plan:
+    def _plan(self, collection: Collection, roots: list[Path], cache: HeadsCache, only: set[FileKey] | None) -> Plan:
         """The plan from the files' first chunks (kept between runs: :mod:`pipelines.store.heads_cache`), then the
         full records of the files to change only (see :mod:`pipelines.store.records`); from every chunk's record if
-        a crash left a partial file. Files whose stat is unchanged keep their hash (:mod:`.digests`)."""
+        a crash left a partial file. Files whose stat is unchanged keep their hash (:mod:`.digests`). A run
+        restricted to ``only`` reads the full records of those files alone (:meth:`_plan_only`)."""
+        if only is not None and (restricted := self._plan_only(collection, roots, only)) is not None:
+            return restricted
         names = [str(r) for r in roots]
         found = walk(roots, self.settings.include, self.settings.exclude)
         fields = Sidecars(self.settings.meta).fields
@@ -190,6 +209,29 @@ class Ingest:
         digests.save()
         # Before this process's first read of the vectors, when the cache spared it one (see HNSW_SAVE_EVERY).
         self.store.save_vectors_after_each_write(collection, _weight(todo.jobs) <= SMALL_RUN_BYTES)
+        return todo
+
+    def _plan_only(self, collection: Collection, roots: list[Path], only: set[FileKey]) -> Plan | None:
+        """The plan for the files ``only`` (see :meth:`run`); None if one is reached through a symlink."""
+        wanted = {key for key in only if Path(key[0]) in roots}
+        found: list[SourceFile | Problem] = []
+        for root in roots:
+            sources = [source for name, source in wanted if name == str(root)]
+            if not sources:
+                continue
+            if not root.is_dir():  # a file root: its walk is the file itself
+                found.extend(walk([root], self.settings.include, self.settings.exclude))
+                continue
+            picked = walk_sources(root, sources, self.settings.include, self.settings.exclude)
+            if picked is None:
+                return None
+            found.extend(picked)
+        digests = Digests(self.store.derived_dir("records", collection.name) / "digests.json", roots, wanted)
+        records = read_files(self.store, collection, wanted)
+        todo = plan(found, roots, records, self.chunker_id, Sidecars(self.settings.meta).fields, digests.digest)
+        digests.save()
+        self.store.save_vectors_after_each_write(collection, _weight(todo.jobs) <= SMALL_RUN_BYTES)
+        todo.restricted = True
         return todo
 
     def _read_changing(self, collection: Collection, todo: Plan) -> None:
@@ -450,7 +492,9 @@ def ingest(
     embeddings: Provider | None = None,
     full: bool = False,
     progress: bool | None = None,
+    only: Iterable[FileKey] | None = None,
 ) -> IngestReport:
-    """Index ``paths`` (files or folders) into the configured collection; see :class:`IngestReport`."""
+    """Index ``paths`` (files or folders) into the configured collection; see :class:`IngestReport`, and
+    :meth:`Ingest.run` for ``only``."""
     settings = settings or Settings()
-    return Ingest(settings, embeddings=embeddings, progress=progress).run(paths, full=full)
+    return Ingest(settings, embeddings=embeddings, progress=progress).run(paths, full=full, only=only)

@@ -7,12 +7,14 @@ from pathlib import Path
 
 from loaders import Problem
 from pipelines.ingestion.watch import (
+    WHOLE_SYNC_PLACES,
     Burst,
     Indexed,
     Roots,
     candidates,
     changes,
     describe,
+    needs_whole,
     problem_lines,
     relevant,
     summarise,
@@ -40,7 +42,7 @@ def test_a_burst_settles_after_the_quiet_time_since_its_last_event() -> None:
     burst.add({(R, "a.md"), (R, "b.md")}, now=0.5)  # a burst: several files saved together
     assert not burst.due(now=1.4)
     assert burst.due(now=1.5)
-    assert burst.take() == {(R, "a.md"), (R, "b.md")}
+    assert burst.take() == ({(R, "a.md"), (R, "b.md")}, False)
     assert not burst.due(now=9.0)
 
 
@@ -67,12 +69,28 @@ def test_empty_ticks_and_noise_neither_start_nor_prolong_a_burst() -> None:
 def test_a_failed_sync_is_retried_after_the_delay_with_what_came_since() -> None:
     burst = Burst(quiet=1.0, longest=10.0)
     burst.add({(R, "a.md")}, now=0.0)
-    failed = burst.take()
+    failed, _ = burst.take()
     burst.retry(failed, now=2.0, delay=30.0)
     burst.add({(R, "b.md")}, now=3.0)
     assert not burst.due(now=31.0)
     assert burst.due(now=32.0)
-    assert burst.take() == {(R, "a.md"), (R, "b.md")}
+    assert burst.take() == ({(R, "a.md"), (R, "b.md")}, False)
+
+
+def test_a_burst_the_events_cannot_tell_syncs_the_whole_roots() -> None:
+    burst = Burst(quiet=1.0, longest=10.0)
+    burst.add(set(), now=0.0, whole=True)  # an event on the root itself: no place, yet a sync
+    assert burst.due(now=1.0)
+    assert burst.take() == (set(), True)
+    many = {(R, f"n{n}.md") for n in range(WHOLE_SYNC_PLACES + 1)}  # a flood: events may have been lost
+    burst.add(many, now=2.0)
+    assert burst.take() == (many, True)
+    burst.add({(R, "a.md")}, now=4.0)
+    failed, whole = burst.take()
+    burst.retry(failed, now=5.0, delay=1.0, whole=whole)
+    assert burst.take() == ({(R, "a.md")}, False)
+    assert not needs_whole(["/data/notes/a.md", "/data/todo.md", "/data"], roots())
+    assert needs_whole(["/data/notes"], roots())
 
 
 # -- filtering ---------------------------------------------------------------------------------------------------
