@@ -112,8 +112,8 @@ def watch(
     try:
         for raw in _started(events, lambda: session.start(full=full)):
             now = time.monotonic()
-            paths = [str(path) for _change, path in raw]
-            burst.add(session.relevant(paths), now, whole=needs_whole(paths, roots))
+            changed = [path for _change, path in raw]
+            burst.add(session.relevant(changed), now, whole=needs_whole(changed, roots))
             if burst.due(now):
                 session.sync(burst)
     except KeyboardInterrupt:
