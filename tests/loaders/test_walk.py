@@ -11,7 +11,7 @@ import pytest
 
 from loaders.errors import Problem
 from loaders.source import SourceFile
-from loaders.walk import walk
+from loaders.walk import walk, walk_sources
 
 TREE = [
     "b.txt",
@@ -236,3 +236,46 @@ def test_office_lock_files_are_skipped(tmp_path: Path) -> None:
     (tmp_path / "report.docx").write_bytes(b"PK")
     (tmp_path / "~$report.docx").write_bytes(b"owner")  # what Word keeps beside an open document
     assert [item.source for item in walk([tmp_path])] == ["report.docx"]
+
+
+# -- the files a watch names: walk_sources ------------------------------------------------------------------------
+
+
+def taken(items: Sequence[SourceFile | Problem]) -> list[tuple[str, str]]:
+    return [(type(item).__name__, item.source) for item in items]
+
+
+@pytest.mark.parametrize(
+    ("include", "exclude"), [((), ()), (("*.md", "sub/**"), ()), ((), ("node_modules", "sub/deep/**", "*.txt"))]
+)
+def test_walk_sources_takes_a_file_exactly_when_the_walk_does(
+    root: Path, include: tuple[str, ...], exclude: tuple[str, ...]
+) -> None:
+    (root / "~$report.docx").write_text("lock", encoding="utf-8")
+    (root / "a.md.meta.json").write_text("{}", encoding="utf-8")
+    named = [*TREE, "~$report.docx", "a.md.meta.json", "missing.md", "sub", "sub/deep/missing.pdf"]
+    whole = list(walk([root], include, exclude))
+    for source in named:
+        assert taken(walk_sources(root, [source], include, exclude) or []) == taken(
+            [item for item in whole if item.source == source]
+        ), source
+    assert taken(walk_sources(root, named, include, exclude) or []) == sorted(taken(whole), key=lambda t: t[1])
+
+
+def test_walk_sources_leaves_a_file_reached_through_a_symlink_to_the_whole_walk(root: Path) -> None:
+    os.symlink(root / "sub", root / "linked")
+    os.symlink(root / "a.md", root / "also.md")
+    assert walk_sources(root, ["a.md"]) is not None
+    assert walk_sources(root, ["linked/c.py"]) is None
+    assert walk_sources(root, ["a.md", "also.md"]) is None
+
+
+def test_walk_sources_says_an_unreadable_folder_once(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    access = os.access
+
+    def guarded(path: Path, mode: int) -> bool:
+        return Path(path).name != "deep" and access(path, mode)
+
+    monkeypatch.setattr(os, "access", guarded)
+    found = walk_sources(root, ["sub/c.py", "sub/deep/d.pdf", "sub/deep/notes.RST"])
+    assert taken(found or []) == [("SourceFile", "sub/c.py"), ("Problem", "sub/deep")]
