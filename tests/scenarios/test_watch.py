@@ -25,7 +25,7 @@ from chromadb.api.client import SharedSystemClient
 
 from pipelines.ingestion import watch as watch_module
 from pipelines.ingestion.watch import watch
-from pipelines.ingestion.writer import ingest
+from pipelines.ingestion.writer import IngestReport, ingest
 from pipelines.retrieve.retriever import build_retriever
 from pipelines.settings import Settings
 from pipelines.store.chroma import Store
@@ -203,6 +203,46 @@ def test_noise_and_the_stores_own_writes_never_start_a_sync(tmp_path: Path, monk
         time.sleep(quiet)  # the sync wrote to the store inside the root: that must not start another
         assert len(syncs) == settled
     assert ids(folder / "index") == clean_ids(folder, tmp_path / "clean")
+
+
+def test_a_sync_ingests_the_files_the_events_named_and_an_event_on_the_root_the_whole_root(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "notes"
+    (folder / "sub").mkdir(parents=True)
+    for n in range(40):
+        (folder / ("sub" if n % 2 else "") / f"n{n:02d}.md").write_text(f"Note {n} on orchards.", encoding="utf-8")
+    syncs: list[tuple[Any, IngestReport]] = []
+
+    def spied(*args: Any, **kwargs: Any) -> IngestReport:
+        report = ingest(*args, **kwargs)
+        syncs.append((kwargs.get("only"), report))
+        return report
+
+    monkeypatch.setattr(watch_module, "ingest", spied)
+    settings = Settings(store=tmp_path / "store")
+    root = str(folder.resolve())
+    with watching(folder, settings) as seen:
+        assert syncs[0][0] is None and syncs[0][1].files == 40  # the start: the whole root
+        (folder / "sub" / "n01.md").write_text(SEARCH, encoding="utf-8")
+        seen.wait_for("updated sub/n01.md (1 chunk)")
+        only, report = syncs[-1]
+        assert only == {(root, "sub/n01.md")} and (report.files, report.updated) == (1, 1)
+
+        done = len(syncs)
+        (folder / "n00.md").rename(folder / "sub" / "moved.md")
+        (folder / "n02.md").unlink()
+        seen.wait_for("added sub/moved.md (1 chunk)")
+        seen.wait_for("deleted n02.md")
+        seen.wait_for("deleted n00.md")
+        named = set().union(*(only for only, _ in syncs[done:]))  # one burst, or two if the save was slow
+        assert named == {(root, "n00.md"), (root, "n02.md"), (root, "sub/moved.md")}
+
+        done = len(syncs)
+        os.utime(folder)  # an event on the root itself: which files changed, it does not say
+        eventually(lambda: len(syncs) > done, "a sync of the whole root")
+        assert syncs[-1][0] is None and syncs[-1][1].files == 39
+    assert ids(tmp_path / "store") == clean_ids(folder, tmp_path / "clean")
 
 
 def test_a_sync_that_fails_is_said_and_retried(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
