@@ -18,6 +18,7 @@ BENCHMARKS = (
     ("benchmarks.bench_startup", []),
     ("benchmarks.bench_xlsx", []),
     ("benchmarks.bench_retag", []),
+    ("benchmarks.bench_watch", []),
     ("benchmarks.bench_ocr", ["--rounds", "1"]),
     ("benchmarks.bench_pdf", []),
     ("benchmarks.bench_dify", []),
