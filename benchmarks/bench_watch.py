@@ -2,10 +2,18 @@
 the events named against an ingest of the whole roots, which is what each sync ran before.
 
 The folder is bench_pipeline's corpus (Markdown, one paragraph a file), ingested through the SGLang stand-in (hash
-vectors) into an embedded store. Then, round after round, one file is edited and synced each way in turn, as
-``_Session.sync`` does it (pipelines/ingestion/watch.py): the ingest (``only=`` the file's key, or the whole root),
-then the ledger's read of the file's chunks for the line it says. Each ingest builds its own embedding client and
-front, as the watch's do. Median wall seconds of the rounds, and the files the report counted.
+vectors, no latency) into an embedded store. Then, round after round, one file is edited and synced as
+``_Session.sync`` does it (pipelines/ingestion/watch.py): the ingest, then the ledger's read of the file's chunks for
+the line it says. Three ways, median wall seconds of the rounds:
+
+- before: what each sync was until issue 17's last item, ``ingest()`` of the whole root, a fresh ``Ingest`` (its
+  embedding client, its server probe) and a front forked from a process that never loaded the tokenizer;
+- the whole root from the watch's kept ``Ingest``, warmed once (``Ingest.warm``): what a sync costs when the events
+  cannot tell (an event on the root, a flood);
+- after: the watch's sync now, the kept and warmed ``Ingest`` run ``only=`` the file's key.
+
+The first rounds run before anything is warmed in this process (a warm parent would speed them up too); the other
+two alternate.
 
     python -m benchmarks.bench_watch [--files 2000] [--rounds 7]
 """
@@ -16,11 +24,12 @@ import argparse
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from benchmarks.bench_pipeline import make_corpus
 from pipelines.ingestion.watch import Key, Ledger
-from pipelines.ingestion.writer import IngestReport, ingest
+from pipelines.ingestion.writer import Ingest, IngestReport, ingest
 from pipelines.settings import Settings
 from pipelines.store.chroma import open_store
 from testbed.process import sglang_process
@@ -28,11 +37,12 @@ from testbed.process import sglang_process
 DIM = 1024
 
 
-def sync(folder: Path, settings: Settings, ledger: Ledger, key: Key, *, restricted: bool) -> tuple[float, int]:
+def sync(
+    run: Callable[[set[Key] | None], IngestReport], ledger: Ledger, key: Key, *, restricted: bool
+) -> tuple[float, int]:
     """Seconds of one sync of the edited file ``key``, and the files its ingest counted."""
     started = time.perf_counter()
-    only = {key} if restricted else None
-    report: IngestReport = ingest([folder], settings, progress=False, only=only)
+    report = run({key} if restricted else None)
     ledger.update([key], ledger.read([key]))
     seconds = time.perf_counter() - started
     assert report.updated == 1, report  # the edit was indexed either way
@@ -52,21 +62,38 @@ def main() -> None:
         print(f"{args.files} files, first ingest {time.perf_counter() - started:.1f} s ({first.chunks_written} chunks)")
         ledger = Ledger(open_store(settings), settings.collection, [folder])
         ledger.load()
-        timings: dict[bool, list[float]] = {True: [], False: []}
-        counted: dict[bool, int] = {}
+        edits = iter(range(10**6))
+
+        def edited() -> Key:
+            n = next(edits)
+            source = f"doc{n % args.files:05d}.md"
+            (folder / source).write_text(f"# Edited {n}\n\nNew text for the watch.\n", encoding="utf-8")
+            return (str(folder), source)
+
+        def fresh(only: set[Key] | None) -> IngestReport:
+            return ingest([folder], settings, progress=False, only=only)
+
+        rows: dict[str, tuple[list[float], int]] = {}
+
+        def measure(label: str, run: Callable[[set[Key] | None], IngestReport], restricted: bool) -> None:
+            seconds, files = sync(run, ledger, edited(), restricted=restricted)
+            rows.setdefault(label, ([], 0))[0].append(seconds)
+            rows[label] = (rows[label][0], files)
+
+        before = "before: whole root, a fresh ingest per sync"
+        for _ in range(args.rounds):
+            measure(before, fresh, restricted=False)
+        kept = Ingest(settings, progress=False)
+        kept.warm()
         for round_ in range(args.rounds):
-            for restricted in (round_ % 2 == 0, round_ % 2 == 1):  # alternate which goes first
-                source = f"doc{(2 * round_ + restricted) % args.files:05d}.md"
-                (folder / source).write_text(f"# Edited {round_} {restricted}\n\nNew text for the watch.\n")
-                seconds, files = sync(folder, settings, ledger, (str(folder), source), restricted=restricted)
-                timings[restricted].append(seconds)
-                counted[restricted] = files
+            ways = [("whole root, the watch's warm ingest", False), ("after: the file the events named", True)]
+            for label, restricted in ways[:: 1 if round_ % 2 else -1]:
+                measure(label, lambda only: kept.run([folder], only=only), restricted)
         print()
         print("| sync of one edited file | median s | min s | files the ingest counted |")
         print("|---|---:|---:|---:|")
-        for restricted, label in ((False, "whole root (before)"), (True, "the files the events named (after)")):
-            runs = timings[restricted]
-            print(f"| {label} | {statistics.median(runs):.3f} | {min(runs):.3f} | {counted[restricted]} |")
+        for label, (runs, files) in rows.items():
+            print(f"| {label} | {statistics.median(runs):.3f} | {min(runs):.3f} | {files} |")
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from chromadb.api.client import SharedSystemClient
 
 from pipelines.ingestion import watch as watch_module
 from pipelines.ingestion.watch import watch
-from pipelines.ingestion.writer import IngestReport, ingest
+from pipelines.ingestion.writer import Ingest, IngestReport, ingest
 from pipelines.retrieve.retriever import build_retriever
 from pipelines.settings import Settings
 from pipelines.store.chroma import Store
@@ -172,12 +172,13 @@ def test_noise_and_the_stores_own_writes_never_start_a_sync(tmp_path: Path, monk
     folder.mkdir()
     (folder / "ml.txt").write_text(ML, encoding="utf-8")
     syncs: list[float] = []
+    run = Ingest.run
 
     def counted(*args: Any, **kwargs: Any) -> Any:
         syncs.append(time.monotonic())
-        return ingest(*args, **kwargs)
+        return run(*args, **kwargs)
 
-    monkeypatch.setattr(watch_module, "ingest", counted)
+    monkeypatch.setattr(Ingest, "run", counted)
     settings = Settings(store=folder / "index")  # the store inside the watched folder, not hidden
     quiet = 3 * DEBOUNCE_MS / 1000 + 1.0
     with watching(folder, settings) as seen:
@@ -213,13 +214,14 @@ def test_a_sync_ingests_the_files_the_events_named_and_an_event_on_the_root_the_
     for n in range(40):
         (folder / ("sub" if n % 2 else "") / f"n{n:02d}.md").write_text(f"Note {n} on orchards.", encoding="utf-8")
     syncs: list[tuple[Any, IngestReport]] = []
+    run = Ingest.run
 
     def spied(*args: Any, **kwargs: Any) -> IngestReport:
-        report = ingest(*args, **kwargs)
+        report = run(*args, **kwargs)
         syncs.append((kwargs.get("only"), report))
         return report
 
-    monkeypatch.setattr(watch_module, "ingest", spied)
+    monkeypatch.setattr(Ingest, "run", spied)
     settings = Settings(store=tmp_path / "store")
     root = str(folder.resolve())
     with watching(folder, settings) as seen:
