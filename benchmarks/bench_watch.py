@@ -73,27 +73,30 @@ def main() -> None:
         def fresh(only: set[Key] | None) -> IngestReport:
             return ingest([folder], settings, progress=False, only=only)
 
-        rows: dict[str, tuple[list[float], int]] = {}
+        before, whole, after = (
+            "before: whole root, a fresh ingest per sync",
+            "whole root, the watch's warm ingest",
+            "after: the file the events named",
+        )
+        seconds: dict[str, list[float]] = {before: [], whole: [], after: []}
+        files: dict[str, int] = {}
 
-        def measure(label: str, run: Callable[[set[Key] | None], IngestReport], restricted: bool) -> None:
-            seconds, files = sync(run, ledger, edited(), restricted=restricted)
-            rows.setdefault(label, ([], 0))[0].append(seconds)
-            rows[label] = (rows[label][0], files)
+        def measure(label: str, run: Callable[[set[Key] | None], IngestReport]) -> None:
+            took, files[label] = sync(run, ledger, edited(), restricted=label == after)
+            seconds[label].append(took)
 
-        before = "before: whole root, a fresh ingest per sync"
         for _ in range(args.rounds):
-            measure(before, fresh, restricted=False)
+            measure(before, fresh)
         kept = Ingest(settings, progress=False)
         kept.warm()
         for round_ in range(args.rounds):
-            ways = [("whole root, the watch's warm ingest", False), ("after: the file the events named", True)]
-            for label, restricted in ways[:: 1 if round_ % 2 else -1]:
-                measure(label, lambda only: kept.run([folder], only=only), restricted)
+            for label in (whole, after) if round_ % 2 else (after, whole):
+                measure(label, lambda only: kept.run([folder], only=only))
         print()
         print("| sync of one edited file | median s | min s | files the ingest counted |")
         print("|---|---:|---:|---:|")
-        for label, (runs, files) in rows.items():
-            print(f"| {label} | {statistics.median(runs):.3f} | {min(runs):.3f} | {files} |")
+        for label, runs in seconds.items():
+            print(f"| {label} | {statistics.median(runs):.3f} | {min(runs):.3f} | {files[label]} |")
 
 
 if __name__ == "__main__":
