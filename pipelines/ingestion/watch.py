@@ -167,8 +167,8 @@ class Burst:
     >>> burst.add({("/r", "a.md"), ("/r", "b.md")}, now=0.5)
     >>> burst.due(now=1.2), burst.due(now=1.5)
     (False, True)
-    >>> burst.take(), burst.due(now=99.0)
-    (({('/r', 'a.md'), ('/r', 'b.md')}, False), False)
+    >>> burst.take() == ({("/r", "a.md"), ("/r", "b.md")}, False), burst.due(now=99.0)
+    (True, False)
     """
 
     quiet: float
