@@ -19,7 +19,9 @@ When the events cannot tell which files changed, the sync ingests the whole root
 :data:`WHOLE_SYNC_PLACES` places. The second covers a lost event: watchfiles drops notify's "rescan" notice (an
 inotify queue overflow has no path), but the queue holds 16,384 events, so an overflow comes with thousands of
 places already in the burst. A file reached through a symlink also makes the ingest walk its whole root
-(:func:`loaders.walk.walk_sources`).
+(:func:`loaders.walk.walk_sources`). And since no heuristic sees every lost event, the roots are also synced whole
+every :data:`RECONCILE_SECONDS` (cheap: unchanged files keep their hash by stat and the files' first chunks are
+cached, 1.6 s for 4,000 files), so a change whose event was lost shows within that time at the latest.
 
 Why the lines come from the store rather than the report: the report counts files but names none. The events name
 the candidates (a folder moved in or out stands for the files under it); their chunks are read before and after the
@@ -76,6 +78,9 @@ _TICK_MS = 200
 #: A burst naming more places than this is synced by an ingest of the whole roots: events may have been lost (see
 #: the module docstring), and so many files cost about as much either way.
 WHOLE_SYNC_PLACES = 1000
+#: Seconds between syncs of the whole roots that no event asked for: the bound on how long a lost event's change
+#: stays unseen (see the module docstring).
+RECONCILE_SECONDS = 600.0
 #: Sources per store query: Chroma turns each into an SQL parameter.
 _SOURCES_PER_QUERY = 200
 
@@ -109,11 +114,15 @@ def watch(
         yield_on_timeout=True,
         raise_interrupt=True,  # watchfiles' own quiet stop logs a warning; ours says nothing
     )
+    reconciled = time.monotonic()
     try:
         for raw in _started(events, lambda: session.start(full=full)):
             now = time.monotonic()
             changed = [path for _change, path in raw]
-            burst.add(session.relevant(changed), now, whole=needs_whole(changed, roots))
+            whole = needs_whole(changed, roots) or now - reconciled >= RECONCILE_SECONDS
+            if whole:
+                reconciled = now
+            burst.add(session.relevant(changed), now, whole=whole)
             if burst.due(now):
                 session.sync(burst)
     except KeyboardInterrupt:

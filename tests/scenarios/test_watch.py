@@ -247,6 +247,28 @@ def test_a_sync_ingests_the_files_the_events_named_and_an_event_on_the_root_the_
     assert ids(tmp_path / "store") == clean_ids(folder, tmp_path / "clean")
 
 
+def test_a_change_whose_event_was_lost_is_synced_by_the_next_reconciliation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """watchfiles drops inotify's overflow notice: the watch syncs the whole roots every RECONCILE_SECONDS."""
+    monkeypatch.setattr(watch_module, "RECONCILE_SECONDS", 3.0)
+    lost = {"lost.md"}
+    relevant = watch_module._Session.relevant
+
+    def losing(self: Any, paths: Any) -> Any:  # the events of lost.md never arrive
+        return relevant(self, [p for p in paths if Path(p).name not in lost])
+
+    monkeypatch.setattr(watch_module._Session, "relevant", losing)
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    (folder / "ml.txt").write_text(ML, encoding="utf-8")
+    settings = Settings(store=tmp_path / "store")
+    with watching(folder, settings) as seen:
+        (folder / "lost.md").write_text(SEARCH, encoding="utf-8")
+        seen.wait_for("added lost.md (1 chunk)")
+    assert ids(tmp_path / "store") == clean_ids(folder, tmp_path / "clean")
+
+
 def test_a_sync_that_fails_is_said_and_retried(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(watch_module, "RETRY_SECONDS", 1.0)
     folder = tmp_path / "notes"
