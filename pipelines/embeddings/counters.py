@@ -9,6 +9,7 @@ Each counter's library is imported when that counter is asked for: an ingest for
 from __future__ import annotations
 
 from loaders.tokens import TokenCounter, qwen_tokenizer
+from pipelines.cache import cache_root
 
 
 def counter_for(tokenizer: str) -> TokenCounter:
@@ -18,5 +19,5 @@ def counter_for(tokenizer: str) -> TokenCounter:
 
         return E5TokenCounter()
     if tokenizer == "qwen3":
-        return qwen_tokenizer()
+        return qwen_tokenizer(str(cache_root() / "tokenizers"))
     raise ValueError(f"unknown tokenizer {tokenizer!r}")

@@ -197,3 +197,21 @@ def test_a_missing_data_dir_fails_on_first_use(tmp_path: Path) -> None:
     lazy = QwenTokenizer(files_dir=str(tmp_path))  # nothing is read yet
     with pytest.raises(FileNotFoundError):
         lazy.count("x")
+
+
+def test_prepared_tables_tokenise_exactly_as_the_json_and_a_damaged_file_is_replaced(
+    corpus: list[str], tmp_path: Path
+) -> None:
+    """The tables kept ready in the cache folder (loaded in 0.05 s instead of 0.7 s) give the same ids."""
+    plain = QwenTokenizer()
+    first = QwenTokenizer(prepared_dir=str(tmp_path))
+    sample = corpus[:50]
+    assert [first.encode(t) for t in sample] == [plain.encode(t) for t in sample]
+    (prepared,) = tmp_path.glob("qwen3-*.pickle")  # written by the first load, named after tokenizer.json's stat
+    again = QwenTokenizer(prepared_dir=str(tmp_path))  # loads the prepared file
+    assert [again.encode(t) for t in sample] == [plain.encode(t) for t in sample]
+    assert again.eos_token_id == plain.eos_token_id
+    prepared.write_bytes(b"not a pickle")
+    damaged = QwenTokenizer(prepared_dir=str(tmp_path))
+    assert damaged.count(sample[0]) == plain.count(sample[0])
+    assert prepared.read_bytes() != b"not a pickle"  # prepared again
