@@ -122,10 +122,10 @@ class Search:
         """The lexical index, caught up first with whatever changed in the collection (its marker moved)."""
         return lexical_sync(self.store, self.collection.name).current(self.store, self.collection)
 
-    def _lexical_hits(self, query: str, k: int, s: Settings) -> list[LexicalHit]:
+    def _lexical_hits(self, query: str, k: int, s: Settings, index: LexicalIndex | None = None) -> list[LexicalHit]:
         """The ``k`` best BM25 hits that pass the filters: scored only over the chunks the filters allow (exact:
         never fewer than ``k`` when ``k`` matching chunks exist)."""
-        return self._lexical_index().search(query, k, only=self._allowed_ids(s))
+        return (index or self._lexical_index()).search(query, k, only=self._allowed_ids(s))
 
     def _allowed_ids(self, s: Settings) -> set[str] | None:
         """The ids of the chunks the filters allow, or None when there are no filters."""
@@ -163,18 +163,14 @@ class Search:
             # depend on how many a call asks for. Then both signals for every candidate, exactly: the cosine of
             # those only BM25 found, the BM25 hit (if any) of those only the vectors found.
             dense = self._dense_hits(vector, max(pool, DENSE_SCALE), s)
-            lexical = {hit.id: hit for hit in self._lexical_hits(query, pool, s)}
+            index = self._lexical_index()  # one marker check for the whole query
+            lexical = {hit.id: hit for hit in self._lexical_hits(query, pool, s, index)}
             floor = list(dense.values())[:DENSE_SCALE][-1] if dense else None
             dense_only = [cid for cid in dense if cid not in lexical]
             if dense_only:
-                lexical |= {
-                    hit.id: hit for hit in self._lexical_index().search(query, len(dense_only), only=dense_only)
-                }
+                lexical |= {hit.id: hit for hit in index.search(query, len(dense_only), only=dense_only)}
             dense |= self._cosines(vector, [cid for cid in lexical if cid not in dense])
-            agreement = self._script_agreement(query, list(lexical))
-            fused = convex_fusion(
-                dense, lexical, alpha=s.fusion_alpha, tau=s.coverage_tau, dense_floor=floor, agreement=agreement
-            )
+            fused = self._fuse_with_agreement(query, k, dense, lexical, floor, s)
         chosen = fused[:k]
         docs = {str(d.id): d for d in self._fetch([cid for cid, _ in chosen], None)}
         out = []
@@ -191,6 +187,33 @@ class Search:
         if s.min_score is not None:
             out = [d for d in out if d.metadata["score"] >= s.min_score]
         return out
+
+    def _fuse_with_agreement(
+        self,
+        query: str,
+        k: int,
+        dense: dict[str, float],
+        lexical: dict[str, LexicalHit],
+        floor: float | None,
+        s: Settings,
+    ) -> list[tuple[str, float]]:
+        """Convex fusion with each passage's script agreement, reading the texts of those that can reach the top
+        ``k`` only. An agreement (0..1) can only lower a passage's score, and an unknown one counts as 1: so once the
+        top ``k`` all have theirs known, no passage below them can climb past them, and the order is exact (the
+        threshold algorithm). Most queries read a handful of texts instead of every BM25 candidate's (16 ms of a
+        50 ms query at 100k chunks)."""
+        agreement: dict[str, float] = {}
+        window = max(k, 16)  # texts read per round, doubling: a read costs ~2 ms however few it holds
+        while True:
+            fused = convex_fusion(
+                dense, lexical, alpha=s.fusion_alpha, tau=s.coverage_tau, dense_floor=floor, agreement=agreement
+            )
+            if all(cid not in lexical or cid in agreement for cid, _ in fused[:k]):
+                return fused
+            unknown = [cid for cid, _ in fused[:window] if cid in lexical and cid not in agreement]
+            window *= 2
+            agreement |= self._script_agreement(query, unknown)
+            agreement |= {cid: 0.0 for cid in unknown if cid not in agreement}  # deleted meanwhile: no text
 
     def _script_agreement(self, query: str, ids: list[str]) -> dict[str, float]:
         """How far each passage is written in the query's script (:func:`.fusion.script_agreement`)."""

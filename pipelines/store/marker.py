@@ -29,6 +29,7 @@ import json
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from chromadb.api.models.Collection import Collection
@@ -49,18 +50,23 @@ class Marker:
     """A collection's marker and its recent changes, as read from its metadata."""
 
     value: str | None  # None: no writer of this version has changed the collection yet
-    log: tuple[tuple[str, tuple[FileKey, ...]], ...]
+    raw_log: str  # the log as stored: parsed only when asked for (:attr:`log`)
 
     @classmethod
     def from_metadata(cls, metadata: Mapping[str, Any] | None) -> Marker:
         metadata = metadata or {}
         value = metadata.get(MARKER)
+        return cls(str(value) if value is not None else None, str(metadata.get(CHANGES) or "[]"))
+
+    @cached_property
+    def log(self) -> tuple[tuple[str, tuple[FileKey, ...]], ...]:
+        """The changes, oldest first. Parsed on demand: a reader whose index is current (every search's check)
+        needs the value alone, and after a first ingest the log names every file (3.6 ms to parse at 4,000)."""
         try:
-            raw = json.loads(str(metadata.get(CHANGES) or "[]"))
-            log = tuple((str(m), tuple((str(r), str(s)) for r, s in files)) for m, files in raw)
+            raw = json.loads(self.raw_log)
+            return tuple((str(m), tuple((str(r), str(s)) for r, s in files)) for m, files in raw)
         except (ValueError, TypeError):
-            log = ()  # a damaged log: readers that are behind rebuild
-        return cls(str(value) if value is not None else None, log)
+            return ()  # a damaged log: readers that are behind rebuild
 
     def since(self, synced: str | None) -> set[FileKey] | None:
         """The files changed after marker ``synced``; None if the log cannot tell (rebuild instead)."""

@@ -138,3 +138,36 @@ def test_chinese_text_quoting_code_reads_as_chinese() -> None:
     assert script_agreement("折半查找", passage) == 1.0
     assert han_share("使用 UUID 访问分区") == pytest.approx(6 / 7)
     assert script_agreement("Accessing partition using UUID", "使用 UUID 访问分区") < 0.1
+
+
+def test_the_search_reads_agreements_lazily_and_ranks_exactly_as_with_all_of_them() -> None:
+    """Search._fuse_with_agreement reads texts for the passages that can reach the top k only: the same top k
+    (order and scores) as convex fusion given every passage's agreement."""
+    from types import SimpleNamespace
+
+    from pipelines.retrieve.search import Search
+    from pipelines.settings import Settings
+
+    rng = random.Random(15)
+    settings = Settings()
+    for _ in range(200):
+        ids = [f"c{n}" for n in range(rng.randint(1, 80))]
+        dense = {cid: rng.uniform(0.5, 0.9) for cid in ids if rng.random() < 0.8} or {ids[0]: 0.7}
+        lexical = {
+            cid: LexicalHit(cid, rng.uniform(0.1, 9.0), coverage=rng.random()) for cid in ids if rng.random() < 0.6
+        }
+        every = {cid: rng.choice([1.0, rng.random(), 0.0]) for cid in lexical}
+        asked: list[str] = []
+
+        def agreements(
+            query: str, wanted: list[str], every: dict[str, float] = every, asked: list[str] = asked
+        ) -> dict[str, float]:
+            asked.extend(wanted)
+            return {cid: every[cid] for cid in wanted}
+
+        k = rng.choice([1, 5, 10])
+        stub = SimpleNamespace(_script_agreement=agreements)  # all the method uses of its Search
+        lazy = Search._fuse_with_agreement(stub, "q", k, dense, lexical, None, settings)  # type: ignore[arg-type]
+        full = convex_fusion(dense, lexical, alpha=settings.fusion_alpha, tau=settings.coverage_tau, agreement=every)
+        assert lazy[:k] == full[:k]
+        assert len(set(asked)) == len(asked) <= len(lexical)
