@@ -55,6 +55,19 @@ def heads_file(store: Path) -> Path:
     return store / "records" / "default" / "heads.json"
 
 
+def count_hashes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The sources whose content is hashed from now on, in order."""
+    hashed: list[str] = []
+    original = SourceFile.sha256
+
+    def counted(self: SourceFile) -> str:
+        hashed.append(self.source)
+        return original(self)
+
+    monkeypatch.setattr(SourceFile, "sha256", counted)
+    return hashed
+
+
 def test_a_second_run_reads_the_heads_from_the_cache_and_finds_nothing_to_do(
     corpus: Path, tmp_path: Path, local: LocalEmbeddings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -119,14 +132,7 @@ def test_an_edit_that_keeps_the_size_and_the_mtime_is_still_seen(
     monkeypatch.setattr(digests, "RACY_NS", 0)  # keep the hashes of files written a moment ago
     store = tmp_path / "store"
     run(corpus, store, local)
-    hashed: list[str] = []
-    original = SourceFile.sha256
-
-    def counted(self: SourceFile) -> str:
-        hashed.append(self.source)
-        return original(self)
-
-    monkeypatch.setattr(SourceFile, "sha256", counted)
+    hashed = count_hashes(monkeypatch)
     assert run(corpus, store, local).unchanged == 3 and hashed == []  # every stat as it was: nothing read
 
     target = corpus / "a.md"
@@ -146,14 +152,7 @@ def test_a_file_hashed_within_the_racy_window_is_hashed_again(
 ) -> None:
     store = tmp_path / "store"
     run(corpus, store, local)  # the files were written a moment ago: their hashes are not kept
-    hashed: list[str] = []
-    original = SourceFile.sha256
-
-    def counted(self: SourceFile) -> str:
-        hashed.append(self.source)
-        return original(self)
-
-    monkeypatch.setattr(SourceFile, "sha256", counted)
+    hashed = count_hashes(monkeypatch)
     run(corpus, store, local)
     assert sorted(hashed) == sorted(TEXTS)
 
