@@ -1,4 +1,4 @@
-"""Fixtures shared by the whole suite: where ../shared is, and a fresh store directory per test."""
+"""Fixtures shared by the whole suite: where ../shared is, a fresh store directory per test, and the embedded model."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from pipelines.embeddings.local import LocalEmbeddings
 from testbed.shared import REPO, sample_pdfs, shared_dir
 
 SAMPLES = REPO / "data" / "samples"
@@ -26,3 +27,9 @@ def pdfs(shared: Path) -> Path:
 @pytest.fixture
 def store_dir(tmp_path: Path) -> Path:
     return tmp_path / "store"
+
+
+@pytest.fixture(scope="session")
+def local() -> LocalEmbeddings:
+    """The embedded default model (it loads on its first embedding, once per process)."""
+    return LocalEmbeddings()

@@ -30,11 +30,6 @@ def chroma(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
 
 
-@pytest.fixture(scope="module")
-def local() -> LocalEmbeddings:
-    return LocalEmbeddings()
-
-
 def test_server_and_embedded_store_give_the_same_results(chroma: str, tmp_path: Path, local: LocalEmbeddings) -> None:
     on_server = Settings(chroma_url=chroma, collection="same", k=3)
     on_disk = Settings(store=tmp_path / "store", collection="same", k=3)

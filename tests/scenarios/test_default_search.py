@@ -30,11 +30,6 @@ EXPECTED = [
 
 
 @pytest.fixture(scope="module")
-def local() -> LocalEmbeddings:
-    return LocalEmbeddings()
-
-
-@pytest.fixture(scope="module")
 def samples(tmp_path_factory: pytest.TempPathFactory, local: LocalEmbeddings) -> Settings:
     settings = Settings(store=tmp_path_factory.mktemp("default-search") / "store")
     assert settings.mode is Mode.HYBRID  # what a user gets without asking

@@ -23,11 +23,6 @@ TEA = "Green tea is steeped at eighty degrees Celsius for two minutes."
 ZEBRAS = "The savannah shelters zebras and giraffes near the waterhole."
 
 
-@pytest.fixture(scope="module")
-def local() -> LocalEmbeddings:
-    return LocalEmbeddings()
-
-
 @pytest.fixture
 def corpus(tmp_path: Path) -> Path:
     folder = tmp_path / "corpus"

@@ -25,11 +25,6 @@ from tests.conftest import SAMPLES
 QWEN = "Qwen/Qwen3-Embedding-0.6B"
 
 
-@pytest.fixture(scope="module")
-def local() -> LocalEmbeddings:
-    return LocalEmbeddings()
-
-
 @pytest.fixture
 def corpus(tmp_path: Path) -> Path:
     target = tmp_path / "corpus"

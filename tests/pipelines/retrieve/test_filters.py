@@ -22,11 +22,6 @@ HR = {"hr/leave.md", "hr/pay.md", "legal/contracts.md", "legal/privacy.md"}
 
 
 @pytest.fixture(scope="module")
-def local() -> LocalEmbeddings:
-    return LocalEmbeddings()
-
-
-@pytest.fixture(scope="module")
 def indexed(tmp_path_factory: pytest.TempPathFactory, local: LocalEmbeddings) -> Settings:
     base = tmp_path_factory.mktemp("filters")
     hr, legal, other = base / "hr", base / "legal", base / "other"

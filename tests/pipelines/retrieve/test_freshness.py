@@ -6,8 +6,6 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import pytest
-
 from pipelines.embeddings.local import LocalEmbeddings
 from pipelines.ingestion.writer import ingest
 from pipelines.retrieve import lexical_sync
@@ -23,11 +21,6 @@ OTHERS = {
     "tea.md": "Green tea is steeped at eighty degrees Celsius for two minutes.",
     "search.md": "Binary search halves a sorted range at every step until it finds the target.",
 }
-
-
-@pytest.fixture(scope="module")
-def local() -> LocalEmbeddings:
-    return LocalEmbeddings()
 
 
 def sources(retriever: QwenRagRetriever, query: str, mode: str) -> list[tuple[str, str]]:

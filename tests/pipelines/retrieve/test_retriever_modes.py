@@ -21,11 +21,6 @@ from tests.conftest import SAMPLES
 
 
 @pytest.fixture(scope="module")
-def local() -> LocalEmbeddings:
-    return LocalEmbeddings()
-
-
-@pytest.fixture(scope="module")
 def indexed(tmp_path_factory: pytest.TempPathFactory, local: LocalEmbeddings, pdfs: Path) -> Settings:
     corpus = tmp_path_factory.mktemp("modes") / "corpus"
     shutil.copytree(SAMPLES, corpus)
