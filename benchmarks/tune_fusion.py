@@ -142,9 +142,9 @@ class Arrays:
 
     def __init__(self, c: Candidates) -> None:
         self.ids = list(dict.fromkeys([*sorted(c.dense, key=lambda cid: -c.dense[cid]), *c.lexical]))
-        cosine = np.array([c.dense.get(cid, -np.inf) for cid in self.ids])
-        self.top, self.cosine, self.order = max(c.dense.values()), cosine, c.dense_order
-        self.cosines = c.dense
+        self.cosine = np.array([c.dense.get(cid, -np.inf) for cid in self.ids])
+        self.top = max(c.dense.values())  # over every candidate, as convex_fusion takes it
+        self.by_rank = [c.dense[cid] for cid in c.dense_order]  # the dense side's cosines, best first
         best = max((hit.score for hit in c.lexical.values()), default=0.0)
         scores = [c.lexical[cid].score if cid in c.lexical else 0.0 for cid in self.ids]
         self.ratio = np.array(scores) / best if best > 0 else np.zeros(len(self.ids))
@@ -157,7 +157,7 @@ class Arrays:
         self.docs = [c.sources[cid] for cid in self.ids]
 
     def scores(self, p: dict[str, Any]) -> np.ndarray:
-        floor = self.cosines[self.order[: int(p["dense_scale"])][-1]]
+        floor = self.by_rank[: int(p["dense_scale"])][-1]
         span = self.top - floor
         dense = np.ones_like(self.cosine) if span <= 0 else np.clip((self.cosine - floor) / span, 0.0, 1.0)
         margin = p["script_margin"]
@@ -234,9 +234,10 @@ def main() -> None:
             parser.error(f"{spec}: tune on train, dev or trial only (test is for reporting)")
         name = f"{Path(folder).resolve().name}-{split}"
         found, qrels = cached(args.cache / f"{name}.v3.pickle", partial(collect, Path(folder), split, args.store))
-        for c in found:
-            check_against_fusion(c, Arrays(c))
-        sets[name] = ([Arrays(c) for c in found], qrels)
+        arrays = [Arrays(c) for c in found]
+        for c, a in zip(found, arrays, strict=True):
+            check_against_fusion(c, a)
+        sets[name] = (arrays, qrels)
     demo, firsts = cached(args.cache / "demo.v3.pickle", collect_demo)
     demo_arrays = [Arrays(c) for c in demo]
     names = list(sets)
