@@ -1,6 +1,7 @@
-"""bm25s (the bm25 mode before issue 17) against tantivy (today's) on the very chunks of the eval collections:
-nDCG@10 on the test split, documents ranked by their best chunk, as ``qwen-rag eval`` ranks them. ``K1`` in the
-environment sets bm25s's k1 (tantivy's is fixed at 1.2). Needs the stores ``qwen-rag eval`` builds (``EVAL_STORE``,
+"""bm25s (the bm25 mode before issue 17) against the tantivy index (today's) on the very chunks of the eval
+collections: nDCG@10 on the test split, documents ranked by their best chunk, as ``qwen-rag eval`` ranks them; and
+how often a k=10 search (tantivy's top ``10 + HEADROOM`` re-scored) returns the same ten chunks as a 200-deep one.
+``K1`` in the environment sets bm25s's k1. Needs the stores ``qwen-rag eval`` builds (``EVAL_STORE``,
 default /work/evalstore) and the replaced engine (``pip install bm25s==0.3.16``: no longer a dependency), so it is
 not part of ``make bench``:
 
@@ -71,6 +72,12 @@ def main() -> None:
                 f"bm25s k1={k1} (before)": {q: old(text) for q, text in data.queries.items()},
                 "tantivy (today)": {q: [h.id for h in index.search(text, DEPTH)] for q, text in data.queries.items()},
             }
+            same = sum(
+                [h.id for h in index.search(text, 10)] == runs["tantivy (today)"][q][:10]
+                for q, text in data.queries.items()
+            )
+        queries = len(data.queries)
+        print(f"{name}: a k=10 search's ten chunks are the 200-deep search's first ten for {same} of {queries} queries")
         for label, run in runs.items():
             ranked = {q: list(dict.fromkeys(docs[c] for c in found))[:100] for q, found in run.items()}
             ndcg = evaluate_run(ranked, data.qrels, ks=(10, 100))["ndcg@10"]

@@ -45,6 +45,9 @@ _HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _LETTER, _WORD = re.compile(r"[A-Za-z]"), re.compile(r"[A-Za-z]+")
 SCRIPT_BY = "words"  # what fusion.han_share counts on the Latin side
 DEPTH = 200  # candidates per side, as `qwen-rag eval` asks for
+#: In the cached candidates' file names: a new one when what the candidates hold changes (v4: BM25 with k1 1.5 and
+#: exact lengths, issue 17).
+CACHE_VERSION = "v4"
 SAMPLES = REPO / "data" / "samples"
 TUTORIAL = ("ml.txt", "dl.txt", "nlp.txt", "python.txt", "pentest.txt")  # the tutorial's five sentences
 #: The tutorial's examples (tests/scenarios/test_default_search.py): (corpus, query, the files that must come first).
@@ -233,12 +236,13 @@ def main() -> None:
         if split not in ("train", "dev", "trial"):
             parser.error(f"{spec}: tune on train, dev or trial only (test is for reporting)")
         name = f"{Path(folder).resolve().name}-{split}"
-        found, qrels = cached(args.cache / f"{name}.v3.pickle", partial(collect, Path(folder), split, args.store))
+        path = args.cache / f"{name}.{CACHE_VERSION}.pickle"
+        found, qrels = cached(path, partial(collect, Path(folder), split, args.store))
         arrays = [Arrays(c) for c in found]
         for c, a in zip(found, arrays, strict=True):
             check_against_fusion(c, a)
         sets[name] = (arrays, qrels)
-    demo, firsts = cached(args.cache / "demo.v3.pickle", collect_demo)
+    demo, firsts = cached(args.cache / f"demo.{CACHE_VERSION}.pickle", collect_demo)
     demo_arrays = [Arrays(c) for c in demo]
     names = list(sets)
     print("setting", *names, "demo margin", sep=" | ")
