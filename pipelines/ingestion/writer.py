@@ -58,7 +58,7 @@ from pipelines.ingestion.sidecars import Sidecars
 from pipelines.retrieve import segment
 from pipelines.retrieve.lexical_sync import Staging, file_key, lexical_sync
 from pipelines.settings import Settings, Workers
-from pipelines.store.chroma import TASK_KEY, IndexSignature, Store, included, open_store
+from pipelines.store.chroma import HNSW_SAVE_EVERY, TASK_KEY, IndexSignature, Store, included, open_store
 from pipelines.store.heads_cache import HeadsCache
 from pipelines.store.records import (
     POSITION,
@@ -181,8 +181,12 @@ class Ingest:
                 self._retag(collection, todo.retag, report)
                 if todo.jobs:
                     segment.prepare()  # the query dictionary, beside the terms the front writes into the index
-                    running.start(todo.jobs, few=_weight(todo.jobs) <= SMALL_RUN_BYTES)
-                    self._pipeline(collection, running, todo.jobs, report)
+                    few = _weight(todo.jobs) <= SMALL_RUN_BYTES
+                    running.start(todo.jobs, few=few)
+                    # A large run's last write carries the last HNSW_SAVE_EVERY chunks, so that Chroma saves the
+                    # vector index with it and leaves no records for every later process to replay (see there).
+                    tail = 0 if few or self.store.path is None else HNSW_SAVE_EVERY
+                    self._pipeline(collection, running, todo.jobs, report, tail)
             finally:
                 running.close()
                 lexical_sync(self.store, collection.name).release()
@@ -298,7 +302,11 @@ class Ingest:
             file_timeout=self.settings.file_timeout,
         )
 
-    def _pipeline(self, collection: Collection, running: Running, jobs: list[Job], report: IngestReport) -> None:
+    def _pipeline(
+        self, collection: Collection, running: Running, jobs: list[Job], report: IngestReport, tail: int
+    ) -> None:
+        """Write the front's chunks as they come, in writes of at least WRITE_BATCH, keeping the last ``tail`` back
+        for the final write."""
         # The lexical index takes each write in the same step as Chroma (see pipelines.retrieve.lexical_sync).
         lexical = lexical_sync(self.store, collection.name)
         bar = tqdm(total=len(jobs), unit="file", disable=not self.progress, desc="ingest", dynamic_ncols=True)
@@ -333,13 +341,15 @@ class Ingest:
                             raise IngestError(f"the ingest's reader failed: {message}")
                         case End(batches=batches):
                             sent = batches
-                if len(unwritten) < WRITE_BATCH and (sent is None or received < sent) and gave_up is None:
+                last = (sent is not None and received >= sent) or gave_up is not None
+                if len(unwritten) < WRITE_BATCH + tail and not last:
                     continue
+                cut = len(unwritten) if last else len(unwritten) - tail
+                now, unwritten = unwritten[:cut], unwritten[cut:]
                 # Every file this write may touch: its chunks, the heads, and the files that may finish now.
-                files = {c.key for c in unwritten + heads} | {k for k, t in by_key.items() if t.produced is not None}
+                files = {c.key for c in now + heads} | {k for k, t in by_key.items() if t.produced is not None}
                 with lexical.writing(self.store, collection, files) as index:
-                    self._write(collection, index, unwritten, heads, by_key, report)
-                    unwritten = []
+                    self._write(collection, index, now, heads, by_key, report)
                     done = [t for t in by_key.values() if t.produced is not None and t.settled == t.produced]
                     heads = self._finish(collection, index, done, report) if gave_up is None else []
                 for task in done:

@@ -272,7 +272,8 @@ class Store:
 #: added 4 s to each `qwen-rag query` and ingest). A save costs a write of the whole index (0.1 s to 2 s at 100k
 #: chunks, measured in docs/benchmarks.md, "A collection that grows"), so an ingest that writes little saves after
 #: each write (:meth:`Store.save_vectors_after_each_write`) and leaves nothing to replay, while a large one keeps
-#: this default, where a save per write of 256 chunks would cost more than the replays it spares.
+#: this default, where a save per write of 256 chunks would cost more than the replays it spares, and holds its last
+#: this many chunks back for its last write, so that Chroma saves with that one (pipelines.ingestion.writer).
 HNSW_SAVE_EVERY = 1000
 
 _WRITE_LOCK, _SERVING = ".qwen-rag.lock", ".qwen-rag.serving"

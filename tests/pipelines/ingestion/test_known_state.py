@@ -1,6 +1,6 @@
 """What an ingest keeps on this machine between runs (the files' first chunks, the files' hashes by stat) never
-makes it miss a change; and an ingest of a few files leaves Chroma's vector index saved. Real files, real Chroma,
-the embedded model."""
+makes it miss a change; and an ingest, of a few files or many, leaves Chroma's vector index saved. Real files, real
+Chroma, the embedded model (the SGLang stand-in for the large run)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import json
 import os
 import shutil
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,7 @@ from pipelines.ingestion import digests, writer
 from pipelines.ingestion.writer import IngestReport, ingest
 from pipelines.settings import Settings
 from pipelines.store.chroma import HNSW_SAVE_EVERY, Store
+from testbed.process import REPO, sglang_process
 
 TEXTS = {
     "a.md": "The orchard grows apples and pears along the river bank.",
@@ -184,3 +187,44 @@ def test_an_ingest_of_a_few_files_leaves_the_vector_index_saved(
     (corpus / "b.md").write_text("Oolong is steeped a little hotter, at ninety degrees.", encoding="utf-8")
     run(corpus, store, local)
     assert threshold(store) == HNSW_SAVE_EVERY
+
+
+LARGE_RUN = """
+import sys
+from pathlib import Path
+from pipelines.ingestion import writer
+from pipelines.settings import Settings
+from pipelines.store import chroma
+
+# A large run in miniature: every run counts as large, writes of 8 chunks, Chroma saving its index every 20 records.
+writer.SMALL_RUN_BYTES, writer.WRITE_BATCH = 0, 8
+writer.HNSW_SAVE_EVERY = chroma.HNSW_SAVE_EVERY = 20
+sizes = []
+upsert = chroma.Store.upsert
+def counted(self, collection, ids, *args, **kwargs):
+    sizes.append(len(ids))
+    return upsert(self, collection, ids, *args, **kwargs)
+chroma.Store.upsert = counted
+corpus, store, url = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
+settings = Settings(store=store, embeddings_url=[url], batch_size=4, concurrency=1)
+writer.ingest([corpus], settings, progress=False)
+print(*sizes)
+"""
+
+
+def test_a_large_ingest_leaves_the_vector_index_saved_with_its_last_write(corpus: Path, tmp_path: Path) -> None:
+    """Chroma saves its index once the records written since its last save reach the threshold; a large run's last
+    write carries the last threshold's worth of chunks, so no record is left for every later process to replay."""
+    store = tmp_path / "store"
+    with sglang_process(64, latency_ms=20) as url:
+        ingest([corpus], Settings(store=store, embeddings_url=[url]), progress=False)  # a small run: saved
+        for i in range(53):
+            (corpus / f"note{i:02d}.md").write_text(f"Note {i} on the orchard's {i * 7} apple trees.", encoding="utf-8")
+        # Its own process: Chroma reads the threshold when a process first loads the index.
+        command = [sys.executable, "-c", LARGE_RUN, str(corpus), str(store), url]
+        sizes = [
+            int(n) for n in subprocess.run(command, capture_output=True, text=True, check=True, cwd=REPO).stdout.split()
+        ]
+    assert sum(sizes) == 53 and len(sizes) > 1 and threshold(store) == 20
+    assert sizes[-1] >= 20  # without the tail held back: the last 5 (53 in writes of 8)
+    assert pending(store) == 0
