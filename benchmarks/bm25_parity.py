@@ -1,12 +1,13 @@
 """bm25s (the bm25 mode before issue 17) against the tantivy index (today's) on the very chunks of the eval
-collections: nDCG@10 on the test split, documents ranked by their best chunk, as ``qwen-rag eval`` ranks them; and
-how often a k=10 search (tantivy's top ``10 + HEADROOM`` re-scored) returns the same ten chunks as a 200-deep one.
-``K1`` in the environment sets bm25s's k1. Needs the stores ``qwen-rag eval`` builds (``EVAL_STORE``,
-default /work/evalstore) and the replaced engine (``pip install bm25s==0.3.16``: no longer a dependency), so it is
-not part of ``make bench``:
+collections: nDCG@10, documents ranked by their best chunk, as ``qwen-rag eval`` ranks them; and how often a k=10
+search (tantivy's top ``10 + HEADROOM`` re-scored) returns the same ten chunks as a 200-deep one. ``K1`` in the
+environment sets bm25s's k1, ``SPLIT`` the split (default: test). Needs the stores ``qwen-rag eval`` builds
+(``EVAL_STORE``, default /work/evalstore) and the replaced engine (``pip install bm25s==0.3.16``: no longer a
+dependency), so it is not part of ``make bench``:
 
     python -m benchmarks.bm25_parity scifact cmrc2018
     K1=1.2 python -m benchmarks.bm25_parity scifact        # bm25s at tantivy's k1
+    SPLIT=train python -m benchmarks.bm25_parity scifact   # a tuning split (cmrc2018: dev)
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ def bm25s_ranker(ids: list[str], texts: list[str], k1: float):  # type: ignore[n
 def main() -> None:
     k1 = float(os.environ.get("K1", "1.5"))
     for name in sys.argv[1:]:
-        data = load_beir(shared_dir() / "eval" / name, "test")
+        data = load_beir(shared_dir() / "eval" / name, os.environ.get("SPLIT", "test"))
         ids, texts, docs = chunks(name)
         old = bm25s_ranker(ids, texts, k1)
         with tempfile.TemporaryDirectory() as directory:
