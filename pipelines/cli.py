@@ -242,7 +242,8 @@ def query(text: str, as_json: bool, **options: Any) -> None:
     from pipelines.retrieve.search import open_search
 
     try:
-        search = open_search(settings)
+        # A BM25 query needs no embedding server, so it does not ask one (it answers while the server is down).
+        search = open_search(settings, lexical_only=settings.mode is Mode.BM25)
         if helper is not None:
             search.embed_ahead(text, helper)
     finally:

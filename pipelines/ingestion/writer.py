@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, cast
@@ -270,20 +270,21 @@ class Ingest:
     def _retag(self, collection: Collection, jobs: list[Job], report: IngestReport) -> None:
         """Files whose fields alone changed: their chunks' metadata is re-written in place. A run cut short leaves
         chunks with the old digest, so the next run re-tags the file again."""
-        ids: list[str] = []
-        metadatas: list[Metadata] = []
-        for job in jobs:
-            metadata: Metadata = {**dict.fromkeys(job.dropped), **tagged(job.fields)}
-            chunks = sorted(job.record.ids if job.record else ())
-            ids.extend(chunks)
-            metadatas.extend([metadata] * len(chunks))
         if not jobs:
             return
+        changes: dict[FileKey, dict[str, Metadata]] = {}
+        for job in jobs:
+            metadata: Metadata = {**dict.fromkeys(job.dropped), **tagged(job.fields)}
+            changes[job.key] = {cid: metadata for cid in sorted(job.record.ids if job.record else ())}
+        ids = [cid for chunks in changes.values() for cid in chunks]
+        metadatas = [meta for chunks in changes.values() for meta in chunks.values()]
         # All files in as few writes as possible: a write per file cost more than embedding the files again. Through
-        # the lexical index's write, which has nothing to change there but bumps the collection's marker: readers
-        # of the records (pipelines.store.heads_cache) learn of the new fields.
-        with lexical_sync(self.store, collection.name).writing(self.store, collection, {job.key for job in jobs}):
+        # the lexical index's write, which keeps the passages' metadata too and bumps the collection's marker:
+        # readers of the records (pipelines.store.heads_cache) learn of the new fields.
+        with lexical_sync(self.store, collection.name).writing(self.store, collection, set(changes)) as index:
             self.store.update_metadata(collection, ids, metadatas)
+            for key, chunks in changes.items():
+                index.retag(file_key(*key), chunks)
         report.retagged += len(jobs)
 
     # -- the staged pipeline --------------------------------------------------------------------------------
@@ -472,7 +473,7 @@ class Ingest:
     def _upsert(self, collection: Collection, index: Staging, chunks: list[Chunk], report: IngestReport) -> None:
         if chunks:
             for chunk in chunks:
-                index.put_terms(file_key(*chunk.key), [(chunk.id, chunk.terms)])
+                index.put_terms(file_key(*chunk.key), [(chunk.id, chunk.terms, chunk.text, _written(chunk.metadata))])
             self.store.upsert(
                 collection,
                 [c.id for c in chunks],
@@ -481,6 +482,11 @@ class Ingest:
                 [c.metadata for c in chunks],
             )
             report.chunks_written += len(chunks)
+
+
+def _written(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """A new chunk's metadata as the collection keeps it (a field set to None is not kept)."""
+    return {key: value for key, value in metadata.items() if value is not None}
 
 
 def _weight(jobs: list[Job]) -> int:

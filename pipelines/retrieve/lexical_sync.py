@@ -21,15 +21,15 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from chromadb.api.models.Collection import Collection
 from chromadb.api.types import GetResult
 
-from pipelines.retrieve.lexical import IndexBusy, LexicalIndex
+from pipelines.retrieve.lexical import IndexBusy, LexicalIndex, Staged
 from pipelines.store.chroma import Store
 from pipelines.store.marker import FileKey, Marker, bump, read
 from pipelines.store.paging import pages
@@ -54,7 +54,8 @@ def file_key(root: str, source: str) -> str:
 class Staging(Protocol):
     """What a write stages in the lexical index beside its Chroma write."""
 
-    def put_terms(self, file: str, chunks: Iterable[tuple[str, str]]) -> None: ...
+    def put_terms(self, file: str, chunks: Iterable[Staged]) -> None: ...
+    def retag(self, file: str, metadatas: Mapping[str, Mapping[str, Any]]) -> None: ...
     def delete(self, ids: Iterable[str]) -> None: ...
     def delete_file(self, file: str) -> None: ...
 
@@ -62,7 +63,10 @@ class Staging(Protocol):
 class _Unindexed:
     """Stands in for the index during a write that cannot take it (see :meth:`LexicalSync.writing`)."""
 
-    def put_terms(self, file: str, chunks: Iterable[tuple[str, str]]) -> None:
+    def put_terms(self, file: str, chunks: Iterable[Staged]) -> None:
+        pass
+
+    def retag(self, file: str, metadatas: Mapping[str, Mapping[str, Any]]) -> None:
         pass
 
     def delete(self, ids: Iterable[str]) -> None:
@@ -227,7 +231,7 @@ def _index_chunks(index: LexicalIndex, found: Iterator[GetResult], files: set[Fi
             meta = meta or {}
             key = (str(meta.get(ROOT)), str(meta.get(SOURCE)))
             if files is None or key in files:
-                index.put(file_key(*key), [(chunk_id, text or "")])
+                index.put(file_key(*key), [(chunk_id, text or "", meta)])
 
 
 _registry: dict[Path, LexicalSync] = {}

@@ -100,6 +100,7 @@ def build_retriever(
     """A retriever over the configured collection; refuses a collection built with another model. Queries carry
     the task given (``settings.task``), else the one the collection was ingested with, else the model's own."""
     search = open_search(settings, embeddings=embeddings, store=store, k=k, search_kwargs=search_kwargs)
+    assert search.embeddings is not None  # only a lexical_only search has none
     return QwenRagRetriever(
         collection=search.collection,
         embeddings=search.embeddings,

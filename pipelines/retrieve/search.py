@@ -55,7 +55,7 @@ class Search:
         self,
         *,
         collection: Collection,
-        embeddings: Provider,
+        embeddings: Provider | None,
         dimension: int,
         settings: Settings,
         store: Store,
@@ -63,7 +63,7 @@ class Search:
         search_kwargs: Mapping[str, Any] | None = None,
     ) -> None:
         self.collection = collection
-        self.embeddings = embeddings
+        self.embeddings = embeddings  # None: a search for BM25 alone (see open_search's lexical_only)
         self.dimension = dimension
         self.settings = settings
         self.store = store
@@ -90,15 +90,14 @@ class Search:
         if rerank and self.reranker is None:
             raise ConfigError("this retriever has no reranker: set --rerank-url")
         reranker = self.reranker if rerank else None
-        embeddings = self.embeddings if s.task is None else self.embeddings.with_task(s.task)
         # With a reranker, the first stage hands it more candidates than the k it will return.
         first = max(s.k, s.rerank_candidates) if reranker is not None else s.k
-        if s.mode is Mode.DENSE:
-            docs = self._dense(query, first, s, embeddings)
-        elif s.mode is Mode.BM25:
+        if s.mode is Mode.BM25:
             docs = self._bm25(query, first, s)
+        elif s.mode is Mode.DENSE:
+            docs = self._dense(query, first, s, self._provider(s))
         else:
-            docs = self._hybrid(query, first, s, embeddings)
+            docs = self._hybrid(query, first, s, self._provider(s))
         if reranker is not None:
             docs = list(reranker.compress_documents(docs, query))
         docs = docs[: s.k]
@@ -112,9 +111,14 @@ class Search:
         if s.mode is Mode.BM25:
             helper.close()
             return
-        embeddings = self.embeddings if s.task is None else self.embeddings.with_task(s.task)
-        self.embeddings = helper.ask(embeddings, query, s.task)
+        self.embeddings = helper.ask(self._provider(s), query, s.task)
         self.collection.count()  # the first read of the collection loads its index
+
+    def _provider(self, s: Settings) -> Provider:
+        """The embedding provider for a call's options (its task, if the call gives one)."""
+        if self.embeddings is None:
+            raise ConfigError(f"this search was opened for BM25 alone: --mode {s.mode.value} needs embeddings")
+        return self.embeddings if s.task is None else self.embeddings.with_task(s.task)
 
     # -- lexical and fused ---------------------------------------------------------------------------------
 
@@ -137,14 +141,18 @@ class Search:
     def _bm25(self, query: str, k: int, s: Settings) -> list[Document]:
         """BM25 order; the score is the BM25 score over the best hit's (1.0 first, in (0, 1]), the raw BM25 score
         is ``bm25_score``."""
-        hits = self._lexical_hits(query, k, s)
-        docs = self._fetch([hit.id for hit in hits], None)
-        by_id = {hit.id: hit for hit in hits}
+        index = self._lexical_index()
+        hits = self._lexical_hits(query, k, s, index)
+        # From the index, which keeps each chunk's text and metadata: no read of the collection (see there).
+        kept = index.passages([hit.id for hit in hits])
         best = hits[0].score if hits else 1.0
-        for doc in docs:
-            raw = by_id[str(doc.id)].score
-            doc.metadata["score"] = round(raw / best, 6)
-            doc.metadata["bm25_score"] = round(raw, 6)
+        docs = []
+        for hit in hits:
+            passage = kept.get(hit.id)
+            if passage is None or not _whole(passage.text, passage.metadata):
+                continue  # replaced by a commit between the search and the read: no passage
+            metadata = {**passage.metadata, "score": round(hit.score / best, 6), "bm25_score": round(hit.score, 6)}
+            docs.append(Document(page_content=passage.text, metadata=metadata, id=hit.id))
         if s.min_score is not None:
             docs = [d for d in docs if d.metadata["score"] >= s.min_score]
         return docs
@@ -328,24 +336,27 @@ def open_search(
     store: Store | None = None,
     k: int | None = None,
     search_kwargs: dict[str, Any] | None = None,
+    lexical_only: bool = False,
 ) -> Search:
     """A retriever over the configured collection; refuses a collection built with another model. Queries carry
-    the task given (``settings.task``), else the one the collection was ingested with, else the model's own."""
+    the task given (``settings.task``), else the one the collection was ingested with, else the model's own.
+
+    ``lexical_only``: for BM25 searches alone (the CLI's ``query --mode bm25``). The embedding server is neither
+    asked nor needed (BM25 reads words: it answers while the server is down), so the collection's model is not
+    checked against it; a dense or hybrid search on it fails with one line."""
     settings = settings or Settings()
-    embeddings = embeddings if embeddings is not None else make_embeddings(settings, deferred=True)
+    if embeddings is None and not lexical_only:
+        embeddings = make_embeddings(settings, deferred=True)
     store = store or open_store(settings)
     found = store.existing(settings.collection)
     if found is None:
         raise StoreError(f"no collection '{settings.collection}' in {store.where}: run `qwen-rag ingest` first")
-    recorded = guard(
-        settings.collection,
-        store.where,
-        IndexSignature.from_metadata(found.metadata),
-        embeddings.model_id,
-        settings.dimensions,
-    )
+    signature = IndexSignature.from_metadata(found.metadata)
+    # Without a provider, the collection's own model: only a collection that is not qwen-rag's is refused.
+    model = embeddings.model_id if embeddings is not None else signature.model if signature else ""
+    recorded = guard(settings.collection, store.where, signature, model, settings.dimensions)
     task = query_task(settings.task, found.metadata)
-    if task is not None:
+    if task is not None and embeddings is not None:
         embeddings = embeddings.with_task(task)
     # The reranker returns as many as any call may ask for (k's bound): each call cuts the list to its own k.
     reranker = None

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from pipelines.cli import main
 from pipelines.retrieve import segment
-from testbed.embedders import embedded_default
+from testbed.embedders import HashEmbedder, embedded_default
 from testbed.sglang import SGLangServer
 from tests.conftest import SAMPLES
 
@@ -99,6 +99,30 @@ def test_doctor_against_the_sglang_stand_in() -> None:
     assert report["ranking_ok"] is True
     # The stand-in computes e5 vectors, not Qwen3's: the model-card check must notice.
     assert report["card_ok"] is False and code == 1
+
+
+def test_a_bm25_query_answers_while_the_embedding_server_is_down(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "tea.md").write_text("# Tea\n\nGreen tea is brewed at 80 degrees Celsius.", encoding="utf-8")
+    (corpus / "ml.txt").write_text("机器学习是一种让计算机自动学习的方法。", encoding="utf-8")
+    store = str(tmp_path / "store")
+    with SGLangServer(embedder=HashEmbedder(dim=64), served_model_name="Qwen/Qwen3-Embedding-0.6B") as srv:
+        url = srv.url + "/v1"
+        assert invoke("ingest", str(corpus), "--store", store, "--embeddings-url", url)[0] == 0
+    flags = ("--store", store, "--embeddings-url", url, "--json")  # nothing listens there any more
+    code, out, _ = invoke("query", "green tea brewing", "--mode", "bm25", *flags)
+    rows = json.loads(out)
+    assert code == 0 and rows[0]["source"] == "tea.md" and "80 degrees" in rows[0]["text"]
+    assert (rows[0]["file_type"], rows[0]["start_index"], rows[0]["score"]) == ("markdown", 0, 1.0)
+    code, _, err = invoke_quietly("query", "green tea brewing", "--mode", "hybrid", *flags)
+    assert code == 1 and len(err.splitlines()) == 1 and url in err
+
+
+def invoke_quietly(*args: str) -> tuple[int, str, str]:
+    """:func:`invoke` where the command is expected to fail: its error as a user sees it."""
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, result.stdout, result.stderr
 
 
 @pytest.mark.slow

@@ -15,6 +15,8 @@ from pipelines.embeddings.server import ServerEmbeddings
 from pipelines.errors import ConfigError
 from pipelines.ingestion.sidecars import Sidecars
 from pipelines.ingestion.writer import IngestReport, ingest
+from pipelines.retrieve.lexical import Passage
+from pipelines.retrieve.lexical_sync import lexical_sync
 from pipelines.settings import Settings
 from pipelines.store.chroma import Store
 from testbed.embedders import HashEmbedder
@@ -108,11 +110,23 @@ def chunks(store: Path) -> dict[str, dict[str, Any]]:
     }
 
 
+def assert_the_index_keeps_the_collections_passages(store: Path) -> None:
+    """What a BM25 search answers with (the lexical index's copy of each passage) is what the collection holds."""
+    opened = Store.open(path=store)
+    collection = opened.existing("default")
+    assert collection is not None
+    got = collection.get(include=["documents", "metadatas"])
+    kept = lexical_sync(opened, "default").current(opened, collection).passages(got["ids"])
+    texts, metas = got["documents"] or [], got["metadatas"] or []
+    assert kept == {cid: Passage(t, dict(m)) for cid, t, m in zip(got["ids"], texts, metas, strict=True)}
+
+
 def run(tree: Path, store: Path, srv: SGLangServer, **settings: Any) -> tuple[IngestReport, int]:
     """The report, and how many embedding requests the stand-in received during the run."""
     before = sum(r.path == "/v1/embeddings" for r in srv.requests)
     remote = ServerEmbeddings.connect(srv.url + "/v1")
     report = ingest([tree], Settings(store=store, chunk_tokens=64, chunk_overlap=8, **settings), embeddings=remote)
+    assert_the_index_keeps_the_collections_passages(store)
     return report, sum(r.path == "/v1/embeddings" for r in srv.requests) - before
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from pipelines.evaluate.beir import load_beir
 from pipelines.retrieve import lexical
-from pipelines.retrieve.lexical import LexicalHit, LexicalIndex, analyze
+from pipelines.retrieve.lexical import LexicalHit, LexicalIndex, Passage, analyze
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -173,7 +173,7 @@ def test_put_replaces_delete_removes_and_a_reopened_index_sees_the_commit(
     build: Callable[..., LexicalIndex], tmp_path: Path
 ) -> None:
     index = build()
-    index.put("f", [("en-bm25", "a rewritten chunk about zebras")])
+    index.put("f", [("en-bm25", "a rewritten chunk about zebras", {"source": "f"})])
     index.delete(["zh-bm25"])
     assert index.search("zebra", k=5) == []  # staged, not committed
     index.commit()
@@ -184,10 +184,27 @@ def test_put_replaces_delete_removes_and_a_reopened_index_sees_the_commit(
     assert "zh-bm25" not in {hit.id for hit in reopened.search("全文检索", k=10)}
 
 
+def test_the_index_keeps_each_chunks_text_and_metadata_and_a_retag_merges_fields(tmp_path: Path) -> None:
+    index = LexicalIndex.open(tmp_path / "lexical")
+    meta = {"source": "a.md", "page": 3, "score_like": 0.5, "draft": True, "team": "search"}
+    index.put("a.md", [("a1", "向量检索 with BM25", meta), ("a2", "pears", {"source": "a.md"})])
+    index.commit()
+    assert index.passages(["a1", "missing"]) == {"a1": Passage("向量检索 with BM25", meta)}
+    index.retag("a.md", {"a1": {"team": None, "owner": "li"}, "gone": {"owner": "li"}})
+    index.commit()
+    retagged = {"source": "a.md", "page": 3, "score_like": 0.5, "draft": True, "owner": "li"}
+    assert index.passages(["a1", "a2"]) == {
+        "a1": Passage("向量检索 with BM25", retagged),
+        "a2": Passage("pears", {"source": "a.md"}),
+    }
+    # Indexed again with the same terms: the search finds it as before, and once.
+    assert [hit.id for hit in index.search("检索 bm25", k=5)] == ["a1"] and len(index) == 2
+
+
 def test_delete_file_removes_its_chunks_only(tmp_path: Path) -> None:
     index = LexicalIndex.open(tmp_path / "lexical")
-    index.put("a.md", [("a1", "apples"), ("a2", "apples and pears")])
-    index.put("b.md", [("b1", "pears")])
+    index.put("a.md", [("a1", "apples", {}), ("a2", "apples and pears", {})])
+    index.put("b.md", [("b1", "pears", {})])
     index.commit()
     index.delete_file("a.md")
     index.commit()
@@ -196,7 +213,7 @@ def test_delete_file_removes_its_chunks_only(tmp_path: Path) -> None:
 
 def test_rollback_drops_staged_changes(build: Callable[..., LexicalIndex]) -> None:
     index = build()
-    index.put("f", [("new", "zebras")])
+    index.put("f", [("new", "zebras", {})])
     index.rollback()
     index.commit()
     assert index.search("zebra", k=5) == [] and len(index) == len(DOCS)
