@@ -307,7 +307,8 @@ class LexicalIndex:
         Why the index keeps them: a BM25 search answers from here alone. Reading the same records from an embedded
         Chroma makes it load the collection's whole vector index first (0.6-0.9 s and 0.5 GB at 100k chunks of 1024
         dims, four times that at 4096), for a search that uses no vector; and the passage is exactly the one the
-        index scored. The cost: 0.7 KB on disk a chunk of 2.6 KB of text (compressed), written with the terms."""
+        index scored. The cost: 0.6 KB more on disk a chunk of 1.1 KB of text (compressed with its metadata; 113k
+        generated chunks), written with the terms (the first ingest's lexical share stayed at 13 %)."""
         if not ids:
             return {}
         searcher = self._index.searcher()
