@@ -35,7 +35,7 @@ put = lexical.LexicalIndex.put_terms
 
 def spy(self, file, chunks):
     chunks = list(chunks)
-    staged.extend(terms for _, terms in chunks)
+    staged.extend(terms for _, terms, _, _ in chunks)  # (id, terms, text, metadata)
     put(self, file, chunks)
 
 steps = {"commit": (lexical.LexicalIndex, "commit"), "state": (lexical_sync.LexicalSync, "_save_state")}
