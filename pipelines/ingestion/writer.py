@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, cast
@@ -473,7 +473,7 @@ class Ingest:
     def _upsert(self, collection: Collection, index: Staging, chunks: list[Chunk], report: IngestReport) -> None:
         if chunks:
             for chunk in chunks:
-                index.put_terms(file_key(*chunk.key), [(chunk.id, chunk.terms, chunk.text, _written(chunk.metadata))])
+                index.put_terms(file_key(*chunk.key), [(chunk.id, chunk.terms, chunk.text, chunk.metadata)])
             self.store.upsert(
                 collection,
                 [c.id for c in chunks],
@@ -482,11 +482,6 @@ class Ingest:
                 [c.metadata for c in chunks],
             )
             report.chunks_written += len(chunks)
-
-
-def _written(metadata: Mapping[str, Any]) -> dict[str, Any]:
-    """A new chunk's metadata as the collection keeps it (a field set to None is not kept)."""
-    return {key: value for key, value in metadata.items() if value is not None}
 
 
 def _weight(jobs: list[Job]) -> int:

@@ -221,8 +221,7 @@ class LexicalIndex:
         staged: list[Staged] = []
         for chunk_id, passage in self.passages(list(metadatas)).items():
             merged = {**passage.metadata, **metadatas[chunk_id]}
-            fields = {key: value for key, value in merged.items() if value is not None}
-            staged.append((chunk_id, " ".join(analyze(passage.text, query=True)), passage.text, fields))
+            staged.append((chunk_id, " ".join(analyze(passage.text, query=True)), passage.text, merged))
         self.put_terms(file, staged)
 
     def delete(self, ids: Iterable[str]) -> None:
@@ -378,7 +377,9 @@ class LexicalIndex:
 
 
 def _encode(text: str, metadata: Mapping[str, Any]) -> bytes:
-    return json.dumps([text, dict(metadata)], ensure_ascii=False, separators=(",", ":")).encode()
+    """A passage as kept; its metadata as the collection keeps it, where a field set to None is removed."""
+    fields = {key: value for key, value in metadata.items() if value is not None}
+    return json.dumps([text, fields], ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def _decode(stored: bytes) -> tuple[str, dict[str, Any]]:
