@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -92,6 +93,11 @@ class _FileTask:
     new_ids: set[str] = field(default_factory=set)
     head: Chunk | None = None  # the first chunk, embedded and waiting for the rest of the file
     failed: bool = False
+
+    def stale(self) -> list[str]:
+        """The ids of its stored chunks that its new chunks do not have: deleted when the file is finished."""
+        record = self.job.record
+        return [cid for cid in (record.ids if record else {}) if cid not in self.new_ids]
 
 
 class Ingest:
@@ -347,11 +353,16 @@ class Ingest:
                     continue
                 cut = len(unwritten) if last else len(unwritten) - tail
                 now, unwritten = unwritten[:cut], unwritten[cut:]
-                # Every file this write may touch: its chunks, the heads, and the files that may finish now.
-                files = {c.key for c in now + heads} | {k for k, t in by_key.items() if t.produced is not None}
+                arriving = Counter(c.key for c in now)  # the files finished by this write (produced None: not read yet)
+                done = [t for key, t in by_key.items() if t.produced == t.settled + arriving[key]]
+                # The files this write changes, and those alone: its chunks but the first ones (held back, see
+                # _write), the heads, the files it finishes that lose stale chunks. The collection's change log names
+                # them, and each bump rewrites the whole log: naming every file read ahead too made the bumps a sixth
+                # of a large first ingest.
+                files = {c.key for c in now if c.metadata[POSITION] != 0} | {c.key for c in heads}
+                files |= {t.job.key for t in done if t.stale()}
                 with lexical.writing(self.store, collection, files) as index:
                     self._write(collection, index, now, heads, by_key, report)
-                    done = [t for t in by_key.values() if t.produced is not None and t.settled == t.produced]
                     heads = self._finish(collection, index, done, report) if gave_up is None else []
                 for task in done:
                     del by_key[task.job.key]
@@ -457,11 +468,10 @@ class Ingest:
                 if task.produced == 0 and not task.failed:
                     report.problems.append(Problem(task.job.file.source, "no text to index"))
                 continue
-            record = task.job.record
-            stale.extend(cid for cid in (record.ids if record else {}) if cid not in task.new_ids)
+            stale.extend(task.stale())
             task.head.metadata[TOTAL] = task.produced
             heads.append(task.head)
-            if record is None:
+            if task.job.record is None:
                 report.added += 1
             else:
                 report.updated += 1

@@ -14,10 +14,13 @@ from loaders.tokens import qwen_tokenizer
 from pipelines.embeddings import Provider
 from pipelines.embeddings.local import LocalEmbeddings
 from pipelines.embeddings.server import ServerEmbeddings
+from pipelines.ingestion import writer
 from pipelines.ingestion.writer import Ingest, IngestReport, ingest
+from pipelines.retrieve import lexical_sync
 from pipelines.retrieve.retriever import build_retriever
 from pipelines.settings import Settings
 from pipelines.store.chroma import Store, StoreError
+from pipelines.store.records import ROOT, SOURCE
 from testbed.embedders import HashEmbedder
 from testbed.sglang import SGLangServer
 from tests.conftest import SAMPLES
@@ -192,3 +195,62 @@ def test_the_collection_remembers_its_query_instruction(
     build_retriever(Settings(store=store_dir, embeddings_url=[hash_server.url + "/v1"])).invoke("什么是人工智能？")
     queries = [r.json["input"] for r in hash_server.requests[since:] if r.path == "/v1/embeddings"]
     assert queries[-1] == [f"Instruct: {task}\nQuery:什么是人工智能？"]
+
+
+def test_each_change_names_exactly_the_files_it_writes(
+    tmp_path: Path, local: LocalEmbeddings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The collection's change log (pipelines.store.marker) names, for each write, the files whose chunks that write
+    adds or deletes: not the files read ahead whose chunks wait for a later write (each bump rewrites the whole log,
+    so a name too many costs every later write)."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    rng = random.Random(3)
+    words = ["orchard", "apple", "river", "tea", "kettle", "search", "sorted", "range", "zebra", "savannah"]
+    for i in range(16):
+        text = " ".join(rng.choices(words, k=rng.choice([20, 90])))  # one chunk or several
+        (corpus / f"note{i:02d}.md").write_text(f"Note {i}. {text}", encoding="utf-8")
+    # A large run in miniature: writes of 4 chunks, the last 6 held back, so files read ahead wait between writes.
+    monkeypatch.setattr(writer, "SMALL_RUN_BYTES", 0)
+    monkeypatch.setattr(writer, "WRITE_BATCH", 4)
+    monkeypatch.setattr(writer, "HNSW_SAVE_EVERY", 6)
+    events: list[tuple[str, frozenset[tuple[str, str]]]] = []
+    bump, upsert, delete = lexical_sync.bump, Store.upsert, Store.delete
+
+    def named(store: Store, collection: Any, files: Any) -> Any:
+        events.append(("bump", frozenset(files)))
+        return bump(store, collection, files)
+
+    def upserted(self: Store, collection: Any, ids: Any, vectors: Any, texts: Any, metadatas: Any) -> None:
+        events.append(("write", frozenset((str(m[ROOT]), str(m[SOURCE])) for m in metadatas)))
+        upsert(self, collection, ids, vectors, texts, metadatas)
+
+    def deleted(self: Store, collection: Any, chunk_ids: Any) -> Any:
+        if chunk_ids:
+            got = collection.get(ids=list(chunk_ids), include=["metadatas"])
+            events.append(("write", frozenset((str(m[ROOT]), str(m[SOURCE])) for m in got["metadatas"])))
+        return delete(self, collection, chunk_ids)
+
+    monkeypatch.setattr(lexical_sync, "bump", named)
+    monkeypatch.setattr(Store, "upsert", upserted)
+    monkeypatch.setattr(Store, "delete", deleted)
+    settings = Settings(store=tmp_path / "store", chunk_tokens=32, chunk_overlap=4, batch_size=2)
+    ingest([corpus], settings, embeddings=local)
+    for i in range(0, 16, 3):  # edits: new chunks and stale ones to delete
+        (corpus / f"note{i:02d}.md").write_text(
+            f"Note {i}, rewritten. " + " ".join(words * (i % 2 + 1)), encoding="utf-8"
+        )
+    report = ingest([corpus], settings, embeddings=local)
+    assert report.updated == 6 and report.chunks_deleted > 0
+
+    changes = 0
+    while events:
+        kind, files = events.pop(0)
+        assert kind == "bump"  # a change: the bump that names its files, its writes, the bump that closes it
+        touched: set[tuple[str, str]] = set()
+        while events[0][0] == "write":
+            touched |= events.pop(0)[1]
+        assert events.pop(0) == ("bump", files)
+        assert files == touched
+        changes += 1
+    assert changes > 8
