@@ -18,6 +18,7 @@ from pipelines.retrieve import segment
 from testbed.embedders import HashEmbedder, embedded_default
 from testbed.sglang import SGLangServer
 from tests.conftest import SAMPLES
+from tests.pipelines.ingestion.test_known_state import pending
 
 
 def invoke(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
@@ -132,6 +133,31 @@ def test_the_installed_command_runs(tmp_path: Path) -> None:
     done = subprocess.run([str(binary), "query", "x"], capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 1
     assert done.stderr.startswith("error: no collection")
+
+
+@pytest.mark.slow
+def test_the_installed_command_leaves_its_work_whole_without_the_interpreters_teardown(tmp_path: Path) -> None:
+    """``qwen-rag`` ends with ``os._exit`` (pipelines.cli.run): its output is all there, its exit code is the
+    command's, and its writes are saved, Chroma's vector index included, for the next process."""
+    binary = str(Path(sys.executable).with_name("qwen-rag"))
+    env = {**os.environ, "QWEN_RAG_STORE": str(tmp_path / "s")}
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "tea.md").write_text("Green tea is steeped at eighty degrees Celsius for two minutes.", encoding="utf-8")
+    (corpus / "broken.pdf").write_bytes(b"%PDF-1.7 not really")
+
+    done = subprocess.run(
+        [binary, "ingest", str(corpus), "--json", "--strict"], capture_output=True, text=True, env=env
+    )
+    assert done.returncode == 2  # --strict, and a file could not be read
+    summary = json.loads(done.stdout)
+    assert summary["added"] == 1 and [p["source"] for p in summary["problems"]] == ["broken.pdf"]
+    assert pending(tmp_path / "s") == 0
+
+    done = subprocess.run([binary, "query", "steeped tea", "--json"], capture_output=True, text=True, env=env)
+    assert done.returncode == 0
+    [row] = [r for r in json.loads(done.stdout) if r["source"] == "tea.md"]
+    assert row["text"].startswith("Green tea")
 
 
 @pytest.mark.slow
