@@ -125,7 +125,8 @@ class HeadsCache:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             handle, staging = tempfile.mkstemp(prefix=".heads.", dir=self.path.parent)
             with os.fdopen(handle, "w", encoding="utf-8") as out:
-                json.dump(raw, out, ensure_ascii=False)
+                # dumps, not dump: dump encodes in Python (22 ms against 8 ms for 4,000 files), on every ingest.
+                out.write(json.dumps(raw, ensure_ascii=False))
             os.replace(staging, self.path)
         except OSError:
             pass  # a cache that cannot be written costs the next run a scan, nothing else
