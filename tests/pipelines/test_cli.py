@@ -147,14 +147,16 @@ def test_the_installed_command_leaves_its_work_whole_without_the_interpreters_te
     (corpus / "broken.pdf").write_bytes(b"%PDF-1.7 not really")
 
     done = subprocess.run(
-        [binary, "ingest", str(corpus), "--json", "--strict"], capture_output=True, text=True, env=env
+        [binary, "ingest", str(corpus), "--json", "--strict"], capture_output=True, text=True, env=env, timeout=300
     )
     assert done.returncode == 2  # --strict, and a file could not be read
     summary = json.loads(done.stdout)
     assert summary["added"] == 1 and [p["source"] for p in summary["problems"]] == ["broken.pdf"]
     assert pending(tmp_path / "s") == 0
 
-    done = subprocess.run([binary, "query", "steeped tea", "--json"], capture_output=True, text=True, env=env)
+    done = subprocess.run(
+        [binary, "query", "steeped tea", "--json"], capture_output=True, text=True, env=env, timeout=300
+    )
     assert done.returncode == 0
     [row] = [r for r in json.loads(done.stdout) if r["source"] == "tea.md"]
     assert row["text"].startswith("Green tea")
