@@ -19,7 +19,6 @@ import fcntl
 import json
 import os
 import shutil
-import tempfile
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -29,6 +28,7 @@ from typing import Any, Protocol
 from chromadb.api.models.Collection import Collection
 from chromadb.api.types import GetResult
 
+from pipelines.cache import write_json
 from pipelines.retrieve.lexical import IndexBusy, LexicalIndex, Staged
 from pipelines.store.chroma import Store
 from pipelines.store.marker import FileKey, Marker, bump, read
@@ -206,10 +206,7 @@ class LexicalSync:
 
     def _save_state(self, marker: str | None) -> None:
         """Written after the index's commit, atomically (a rename), so it never claims more than the index holds."""
-        handle, staging = tempfile.mkstemp(prefix=".synced.", dir=self.directory)
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            json.dump({"format": _FORMAT, "marker": marker, "pid": os.getpid()}, out)
-        os.replace(staging, self.directory / _STATE)
+        write_json(self.directory / _STATE, {"format": _FORMAT, "marker": marker, "pid": os.getpid()})
         self._synced = marker
 
 
