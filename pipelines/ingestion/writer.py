@@ -353,7 +353,8 @@ class Ingest:
                     continue
                 cut = len(unwritten) if last else len(unwritten) - tail
                 now, unwritten = unwritten[:cut], unwritten[cut:]
-                arriving = Counter(c.key for c in now)  # the files finished by this write (produced None: not read yet)
+                # The files this write finishes: all their chunks settled with it (produced is None: still read).
+                arriving = Counter(c.key for c in now)
                 done = [t for key, t in by_key.items() if t.produced == t.settled + arriving[key]]
                 # The files this write changes, and those alone: its chunks but the first ones (held back, see
                 # _write), the heads, the files it finishes that lose stale chunks. The collection's change log names
